@@ -1,0 +1,47 @@
+//===- Passes.td - moka code generation passes -------------*- tablegen -*-===//
+//
+// Target-independent code generation passes of moka.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOKA_TRANSFORMS_PASSES_TD
+#define MOKA_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def TileAndVectorizePass : Pass<"moka-tile-and-vectorize", "mlir::func::FuncOp"> {
+  let summary = "Tile element-wise linalg ops for threads and vectors, then vectorize";
+  let description = [{
+    Schedules every all-parallel `linalg` operation on tensors for a multicore
+    CPU with SIMD units:
+
+    1. the outermost dimension is distributed with `scf.forall`, one row per
+       iteration (later mapped to threads: `scf.forall` becomes `scf.parallel`
+       and then an OpenMP work-sharing loop with a static schedule, so every
+       thread gets one contiguous block of rows);
+    2. each row is tiled with `scf.for` to `vector-size` elements of the
+       innermost dimension (1 along the others);
+    3. unit dimensions are folded away and each tile is vectorized with the
+       upstream linalg vectorizer, with masks where the innermost extent is not
+       a multiple of the vector size or is dynamic.
+
+    Operations whose iteration space is statically smaller than
+    `min-parallel-size` elements are not distributed.
+  }];
+  let options = [
+    Option<"vectorSize", "vector-size", "int64_t", /*default=*/"64",
+           "Elements of the innermost dimension per vector tile">,
+    Option<"minParallelSize", "min-parallel-size", "int64_t",
+           /*default=*/"32768",
+           "Smallest static iteration space distributed over threads">,
+  ];
+  let dependentDialects = [
+    "mlir::affine::AffineDialect",
+    "mlir::arith::ArithDialect",
+    "mlir::scf::SCFDialect",
+    "mlir::tensor::TensorDialect",
+    "mlir::vector::VectorDialect",
+  ];
+}
+
+#endif // MOKA_TRANSFORMS_PASSES_TD

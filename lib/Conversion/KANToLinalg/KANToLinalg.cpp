@@ -1,0 +1,234 @@
+//===- KANToLinalg.cpp - Lowering of `kan` to `linalg` --------------------===//
+//
+// Rewrites `kan` operations as `linalg.generic` on tensors.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moka/Conversion/KANToLinalg/KANToLinalg.h"
+#include "moka/Conversion/Passes.h"
+#include "moka/Dialect/KAN/IR/KANOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace moka {
+#define GEN_PASS_DEF_CONVERTKANTOLINALGPASS
+#include "moka/Conversion/Passes.h.inc"
+} // namespace moka
+
+using namespace mlir;
+using namespace moka;
+
+namespace {
+
+/// Applies `fn` (if any) to every element of the 2-D tensor `src` converted
+/// to f32, producing an f32 tensor of the same shape.
+Value mapToF32(OpBuilder &b, Location loc, Value src,
+               function_ref<Value(OpBuilder &, Location, Value)> fn) {
+  auto type = cast<RankedTensorType>(src.getType());
+  Type f32 = b.getF32Type();
+  if (type.getElementType() == f32 && !fn)
+    return src;
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), f32);
+  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> iterators(type.getRank(),
+                                             utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{src}, ValueRange{init},
+      ArrayRef<AffineMap>{id, id}, iterators,
+      [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        Value v = args[0];
+        if (!v.getType().isF32())
+          v = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), v);
+        linalg::YieldOp::create(nb, nloc, fn ? fn(nb, nloc, v) : v);
+      });
+  return generic.getResult(0);
+}
+
+/// Extracts column `col` of the coefficient matrix `coeffs[R, K]`: a tensor of
+/// shape `[R]`, or a 0-d tensor when `scalar` (R == 1, broadcast to all
+/// groups).
+Value extractColumn(OpBuilder &b, Location loc, Value coeffs, int64_t col,
+                    bool scalar) {
+  auto type = cast<RankedTensorType>(coeffs.getType());
+  int64_t rows = type.getDimSize(0);
+  RankedTensorType resultType =
+      scalar ? RankedTensorType::get({}, type.getElementType())
+             : RankedTensorType::get({rows}, type.getElementType());
+  SmallVector<OpFoldResult> offsets = {b.getIndexAttr(0), b.getIndexAttr(col)};
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(rows), b.getIndexAttr(1)};
+  SmallVector<OpFoldResult> strides = {b.getIndexAttr(1), b.getIndexAttr(1)};
+  return tensor::ExtractSliceOp::create(b, loc, resultType, coeffs, offsets,
+                                        sizes, strides);
+}
+
+struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(kan::RationalOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = adaptor.getInput();
+    auto xType = cast<RankedTensorType>(x.getType());
+    Type elt = xType.getElementType();
+    Type f32 = rewriter.getF32Type();
+    int64_t rank = xType.getRank();
+    int64_t groups = op.getNumGroups();
+    int64_t m = op.getM(), n = op.getN();
+    bool shared = op.hasSharedNumerator();
+
+    // Canonical 2-D view [N, C]: every leading dimension folds into N.
+    Value rows = x;
+    if (rank == 1) {
+      OpFoldResult c = tensor::getMixedSize(rewriter, loc, x, 0);
+      SmallVector<int64_t> shape = {1, xType.getDimSize(0)};
+      rows = tensor::ExpandShapeOp::create(
+          rewriter, loc, RankedTensorType::get(shape, elt), x,
+          ArrayRef<ReassociationIndices>{{0, 1}},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1), c});
+    } else if (rank > 2) {
+      ReassociationIndices lead;
+      for (int64_t i = 0; i < rank - 1; ++i)
+        lead.push_back(i);
+      rows = tensor::CollapseShapeOp::create(
+          rewriter, loc, x,
+          ArrayRef<ReassociationIndices>{lead, {rank - 1}});
+    }
+    auto rowsType = cast<RankedTensorType>(rows.getType());
+
+    // Split C into [G, C/G]. The verifier checks divisibility of a static C;
+    // a dynamic one is checked here, at run time.
+    int64_t channels = rowsType.getDimSize(1);
+    OpFoldResult perGroup;
+    int64_t perGroupStatic = ShapedType::kDynamic;
+    if (ShapedType::isDynamic(channels)) {
+      Value c = tensor::DimOp::create(rewriter, loc, rows, 1);
+      Value g = arith::ConstantIndexOp::create(rewriter, loc, groups);
+      Value rem = arith::RemUIOp::create(rewriter, loc, c, g);
+      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+      Value divisible = arith::CmpIOp::create(
+          rewriter, loc, arith::CmpIPredicate::eq, rem, zero);
+      cf::AssertOp::create(rewriter, loc, divisible,
+                           "kan.rational: channel count is not divisible by "
+                           "the number of groups");
+      perGroup = arith::DivUIOp::create(rewriter, loc, c, g).getResult();
+    } else {
+      perGroupStatic = channels / groups;
+      perGroup = rewriter.getIndexAttr(perGroupStatic);
+    }
+    SmallVector<OpFoldResult> groupedSizes = {
+        tensor::getMixedSize(rewriter, loc, rows, 0),
+        rewriter.getIndexAttr(groups), perGroup};
+    auto groupedType = RankedTensorType::get(
+        {rowsType.getDimSize(0), groups, perGroupStatic}, elt);
+    Value grouped = tensor::ExpandShapeOp::create(
+        rewriter, loc, groupedType, rows,
+        ArrayRef<ReassociationIndices>{{0}, {1, 2}}, groupedSizes);
+
+    // Coefficients are converted to f32 once, and the denominator's absolute
+    // value taken once, rather than for every element.
+    Value num = mapToF32(rewriter, loc, adaptor.getNumerator(), nullptr);
+    Value den = mapToF32(
+        rewriter, loc, adaptor.getDenominator(),
+        [](OpBuilder &b, Location l, Value v) -> Value {
+          return math::AbsFOp::create(b, l, v);
+        });
+
+    MLIRContext *ctx = rewriter.getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(3, ctx);
+    AffineMap perGroupMap =
+        AffineMap::get(3, 0, {getAffineDimExpr(1, ctx)}, ctx);
+    AffineMap scalarMap = AffineMap::get(3, 0, {}, ctx);
+
+    SmallVector<Value> inputs = {grouped};
+    SmallVector<AffineMap> maps = {identity};
+    for (int64_t i = 0; i <= m; ++i) {
+      inputs.push_back(extractColumn(rewriter, loc, num, i, shared));
+      maps.push_back(shared ? scalarMap : perGroupMap);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      inputs.push_back(extractColumn(rewriter, loc, den, j, false));
+      maps.push_back(perGroupMap);
+    }
+    maps.push_back(identity);
+
+    Value init = tensor::EmptyOp::create(rewriter, loc, groupedSizes, elt);
+    SmallVector<utils::IteratorType> iterators(3,
+                                               utils::IteratorType::parallel);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{groupedType}, inputs, ValueRange{init}, maps,
+        iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+          Value v = args[0];
+          if (elt != f32)
+            v = arith::ExtFOp::create(b, l, f32, v);
+          // Horner's rule, highest coefficient first.
+          Value p = args[1 + m];
+          for (int64_t i = m - 1; i >= 0; --i)
+            p = math::FmaOp::create(b, l, p, v, args[1 + i]);
+          Value y = p;
+          if (n > 0) {
+            Value a = math::AbsFOp::create(b, l, v);
+            int64_t base = m + 2;
+            Value q = args[base + n - 1];
+            for (int64_t j = n - 2; j >= 0; --j)
+              q = math::FmaOp::create(b, l, q, a, args[base + j]);
+            Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
+            q = math::FmaOp::create(b, l, q, a, one);
+            y = arith::DivFOp::create(b, l, p, q);
+          }
+          if (elt != f32)
+            y = arith::TruncFOp::create(b, l, elt, y);
+          linalg::YieldOp::create(b, l, y);
+        });
+
+    // Back to the caller's shape.
+    Value result = tensor::CollapseShapeOp::create(
+        rewriter, loc, generic.getResult(0),
+        ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+    if (rank == 1) {
+      result = tensor::CollapseShapeOp::create(
+          rewriter, loc, result, ArrayRef<ReassociationIndices>{{0, 1}});
+    } else if (rank > 2) {
+      ReassociationIndices lead;
+      for (int64_t i = 0; i < rank - 1; ++i)
+        lead.push_back(i);
+      result = tensor::ExpandShapeOp::create(
+          rewriter, loc, xType, result,
+          ArrayRef<ReassociationIndices>{lead, {rank - 1}},
+          tensor::getMixedSizes(rewriter, loc, x));
+    }
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct ConvertKANToLinalgPass
+    : moka::impl::ConvertKANToLinalgPassBase<ConvertKANToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<kan::KANDialect>();
+    target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
+                           linalg::LinalgDialect, math::MathDialect,
+                           tensor::TensorDialect>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    target.addIllegalDialect<kan::KANDialect>();
+    RewritePatternSet patterns(ctx);
+    populateKANToLinalgConversionPatterns(patterns);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void moka::populateKANToLinalgConversionPatterns(RewritePatternSet &patterns) {
+  patterns.add<RationalOpLowering>(patterns.getContext());
+}

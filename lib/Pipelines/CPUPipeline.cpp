@@ -1,0 +1,113 @@
+//===- CPUPipeline.cpp - moka IR to the LLVM dialect for CPUs -------------===//
+//
+// The CPU compilation pipeline: lowering of moka's dialects, thread and
+// vector tiling, one-shot bufferization, OpenMP and LLVM lowering.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moka/Conversion/Passes.h"
+#include "moka/Pipelines/Pipelines.h"
+#include "moka/Transforms/Passes.h"
+
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/BufferizationToMemRef/BufferizationToMemRef.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/OpenMPToLLVM/ConvertOpenMPToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/Vector/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void moka::buildCPUCodegenPipeline(OpPassManager &pm,
+                                   const CPUPipelineOptions &options) {
+  pm.addPass(createConvertKANToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  TileAndVectorizePassOptions tiling;
+  tiling.vectorSize = options.vectorSize;
+  pm.addNestedPass<func::FuncOp>(createTileAndVectorizePass(tiling));
+  // Masks become operands of the transfer ops while still on tensors: a
+  // vector.mask region does not survive bufferization.
+  pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void moka::buildCPUPipeline(OpPassManager &pm,
+                            const CPUPipelineOptions &options) {
+  buildCPUCodegenPipeline(pm, options);
+
+  // Tensors to buffers. Function boundaries get identity layouts so that
+  // callers pass plain contiguous arrays.
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCanonicalizerPass());
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+
+  // Vectors and leftover linalg to loops, then loops to OpenMP threads. The
+  // OpenMP lowering wraps each parallel body in memref.alloca_scope, which the
+  // canonicalizer inlines when the body has no stack allocation.
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createConvertLinalgToLoopsPass());
+  if (options.parallel) {
+    pm.addPass(createForallToParallelLoopPass());
+    pm.addPass(createConvertSCFToOpenMPPass());
+  } else {
+    pm.addPass(createForallToForLoopPass());
+  }
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createLoopInvariantCodeMotionPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertOpenMPToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createUBToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void moka::registerMokaPipelines() {
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "moka-cpu-pipeline",
+      "Compile moka IR on tensors to the LLVM dialect for multicore CPUs "
+      "(lowering, thread and vector tiling, bufferization, OpenMP, LLVM)",
+      buildCPUPipeline);
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "moka-cpu-codegen",
+      "Lower moka IR to linalg and tile and vectorize it for CPUs, on tensors "
+      "(the first half of moka-cpu-pipeline)",
+      buildCPUCodegenPipeline);
+}

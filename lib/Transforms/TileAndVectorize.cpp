@@ -1,0 +1,156 @@
+//===- TileAndVectorize.cpp - Thread and vector tiling for CPUs -----------===//
+//
+// Distributes all-parallel linalg ops over threads with scf.forall, tiles each
+// thread's share for the SIMD units and vectorizes the tiles.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moka/Transforms/Passes.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
+#include "mlir/Interfaces/TilingInterface.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#define DEBUG_TYPE "moka-tile-and-vectorize"
+
+namespace moka {
+#define GEN_PASS_DEF_TILEANDVECTORIZEPASS
+#include "moka/Transforms/Passes.h.inc"
+} // namespace moka
+
+using namespace mlir;
+
+namespace {
+
+bool isAllParallel(linalg::LinalgOp op) {
+  return op.hasPureTensorSemantics() && op.getNumLoops() > 0 &&
+         op.getNumParallelLoops() == op.getNumLoops();
+}
+
+/// Tiles `op` with `tileSizes` (0: not tiled) and replaces it; returns the
+/// tiled operation.
+FailureOr<linalg::LinalgOp>
+tile(RewriterBase &rewriter, linalg::LinalgOp op, ArrayRef<int64_t> tileSizes,
+     scf::SCFTilingOptions::LoopType loopType) {
+  scf::SCFTilingOptions options;
+  options.setLoopType(loopType);
+  options.setTileSizes(getAsIndexOpFoldResult(rewriter.getContext(), tileSizes));
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
+      rewriter, cast<TilingInterface>(op.getOperation()), options);
+  if (failed(tiled) || tiled->tiledOps.size() != 1)
+    return op.emitOpError("moka-tile-and-vectorize: tiling failed");
+  rewriter.replaceOp(op, tiled->replacements);
+  auto tiledOp = dyn_cast<linalg::LinalgOp>(tiled->tiledOps.front());
+  if (!tiledOp)
+    return op.emitOpError("moka-tile-and-vectorize: tiling produced no linalg op");
+  return tiledOp;
+}
+
+struct TileAndVectorizePass
+    : moka::impl::TileAndVectorizePassBase<TileAndVectorizePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (vectorSize < 1) {
+      func.emitError("moka-tile-and-vectorize: vector-size must be >= 1");
+      return signalPassFailure();
+    }
+    SmallVector<linalg::LinalgOp> candidates;
+    func.walk([&](linalg::LinalgOp op) {
+      if (isAllParallel(op))
+        candidates.push_back(op);
+    });
+
+    IRRewriter rewriter(&getContext());
+    SmallVector<std::pair<linalg::LinalgOp, SmallVector<int64_t>>> tiles;
+    for (linalg::LinalgOp op : candidates) {
+      FailureOr<SmallVector<int64_t>> vectorShape;
+      FailureOr<linalg::LinalgOp> tiled = schedule(rewriter, op);
+      if (failed(tiled))
+        return signalPassFailure();
+      SmallVector<int64_t> sizes(tiled->getNumLoops(), 1);
+      sizes.back() = vectorSize;
+      tiles.emplace_back(*tiled, sizes);
+    }
+
+    for (auto &[op, sizes] : tiles) {
+      // Clamp the vector shape to the tile's static extent so a small static
+      // innermost dimension does not get an oversized, fully masked vector.
+      SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+      SmallVector<int64_t> vecSizes = sizes;
+      bool needsMask = false;
+      for (auto [i, r] : llvm::enumerate(ranges)) {
+        if (ShapedType::isDynamic(r)) {
+          needsMask = true;
+          continue;
+        }
+        vecSizes[i] = std::min(vecSizes[i], r);
+      }
+      rewriter.setInsertionPoint(op);
+      // The scalable flags must be spelled out: an empty list yields mask
+      // types that differ from the transfer ops' expected (non-scalable) ones.
+      SmallVector<bool> scalable(vecSizes.size(), false);
+      FailureOr<linalg::VectorizationResult> result =
+          needsMask ? linalg::vectorize(rewriter, op, vecSizes, scalable)
+                    : linalg::vectorize(rewriter, op);
+      if (failed(result)) {
+        op.emitOpError("moka-tile-and-vectorize: vectorization failed");
+        return signalPassFailure();
+      }
+      rewriter.replaceOp(op, result->replacements);
+    }
+
+  }
+
+  /// Distributes `op` over threads (when large enough) and tiles it for
+  /// vectors; returns the innermost tile.
+  FailureOr<linalg::LinalgOp> schedule(RewriterBase &rewriter,
+                                       linalg::LinalgOp op) {
+    unsigned rank = op.getNumLoops();
+    int64_t staticSize = 1;
+    bool dynamic = false;
+    for (int64_t r : op.getStaticLoopRanges()) {
+      if (ShapedType::isDynamic(r))
+        dynamic = true;
+      else
+        staticSize *= r;
+    }
+
+    linalg::LinalgOp current = op;
+    if (dynamic || staticSize >= minParallelSize) {
+      // One row per iteration; OpenMP's static schedule later hands each
+      // thread a contiguous block of rows. A rank-1 op is cut into chunks of
+      // whole vectors instead.
+      SmallVector<int64_t> threadTiles(rank, 0);
+      threadTiles[0] = rank == 1 ? 64 * vectorSize : 1;
+      FailureOr<linalg::LinalgOp> tiled =
+          tile(rewriter, current, threadTiles,
+               scf::SCFTilingOptions::LoopType::ForallOp);
+      if (failed(tiled))
+        return failure();
+      current = *tiled;
+    }
+
+    // A static innermost extent smaller than the vector is taken whole.
+    SmallVector<int64_t> vectorTiles(rank, 1);
+    int64_t inner = current.getStaticLoopRanges().back();
+    vectorTiles.back() = ShapedType::isDynamic(inner)
+                             ? vectorSize
+                             : std::min<int64_t>(vectorSize, inner);
+    return tile(rewriter, current, vectorTiles,
+                scf::SCFTilingOptions::LoopType::ForOp);
+  }
+};
+
+} // namespace
