@@ -129,11 +129,12 @@ struct TileAndVectorizePass
 
     linalg::LinalgOp current = op;
     if (dynamic || staticSize >= minParallelSize) {
-      // One row per iteration; OpenMP's static schedule later hands each
-      // thread a contiguous block of rows. A rank-1 op is cut into chunks of
-      // whole vectors instead.
-      SmallVector<int64_t> threadTiles(rank, 0);
-      threadTiles[0] = rank == 1 ? 64 * vectorSize : 1;
+      // One innermost row per iteration of an n-D forall; OpenMP's static
+      // schedule over the collapsed loop nest later hands each thread one
+      // contiguous block of rows. A rank-1 op is cut into chunks of whole
+      // vectors instead.
+      SmallVector<int64_t> threadTiles(rank, 1);
+      threadTiles.back() = rank == 1 ? 64 * vectorSize : 0;
       FailureOr<linalg::LinalgOp> tiled =
           tile(rewriter, current, threadTiles,
                scf::SCFTilingOptions::LoopType::ForallOp);

@@ -14,8 +14,8 @@ def ConvertKANToLinalgPass : Pass<"convert-kan-to-linalg"> {
   let description = [{
     Rewrites every `kan` operation as `linalg.generic` operations on tensors.
 
-    `kan.rational` reshapes its channels-last input `[..., C]` to the
-    canonical form `[N, G, C/G]` (a view, no copy), prepares the coefficients
+    `kan.rational` reshapes its channels-last input `[..., C]` to
+    `[..., G, C/G]` (a view, no copy), prepares the coefficients
     once (`f32`, absolute value of the denominator) and applies the rational
     in one all-parallel `linalg.generic` whose coefficient operands are
     indexed by the group dimension only. When `C` is dynamic, a `cf.assert`

@@ -15,10 +15,11 @@ def TileAndVectorizePass : Pass<"moka-tile-and-vectorize", "mlir::func::FuncOp">
     Schedules every all-parallel `linalg` operation on tensors for a multicore
     CPU with SIMD units:
 
-    1. the outermost dimension is distributed with `scf.forall`, one row per
-       iteration (later mapped to threads: `scf.forall` becomes `scf.parallel`
-       and then an OpenMP work-sharing loop with a static schedule, so every
-       thread gets one contiguous block of rows);
+    1. every dimension but the innermost is distributed with `scf.forall`,
+       one innermost row per iteration (later mapped to threads: `scf.forall`
+       becomes `scf.parallel` and then a collapsed OpenMP work-sharing loop
+       with a static schedule, so every thread gets one contiguous block of
+       rows); a rank-1 operation is cut into chunks of 64 vectors;
     2. each row is tiled with `scf.for` to `vector-size` elements of the
        innermost dimension (1 along the others);
     3. unit dimensions are folded away and each tile is vectorized with the

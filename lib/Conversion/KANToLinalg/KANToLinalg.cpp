@@ -83,32 +83,16 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
     int64_t m = op.getM(), n = op.getN();
     bool shared = op.hasSharedNumerator();
 
-    // Canonical 2-D view [N, C]: every leading dimension folds into N.
-    Value rows = x;
-    if (rank == 1) {
-      OpFoldResult c = tensor::getMixedSize(rewriter, loc, x, 0);
-      SmallVector<int64_t> shape = {1, xType.getDimSize(0)};
-      rows = tensor::ExpandShapeOp::create(
-          rewriter, loc, RankedTensorType::get(shape, elt), x,
-          ArrayRef<ReassociationIndices>{{0, 1}},
-          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1), c});
-    } else if (rank > 2) {
-      ReassociationIndices lead;
-      for (int64_t i = 0; i < rank - 1; ++i)
-        lead.push_back(i);
-      rows = tensor::CollapseShapeOp::create(
-          rewriter, loc, x,
-          ArrayRef<ReassociationIndices>{lead, {rank - 1}});
-    }
-    auto rowsType = cast<RankedTensorType>(rows.getType());
-
-    // Split C into [G, C/G]. The verifier checks divisibility of a static C;
-    // a dynamic one is checked here, at run time.
-    int64_t channels = rowsType.getDimSize(1);
+    // Channels-last view [..., G, C/G] of the input: a reshape, not a copy.
+    // Leading dimensions are kept as they are (folding several dynamic ones
+    // into one would need a multi-dynamic-dim expand_shape on the way back).
+    int64_t channels = xType.getDimSize(rank - 1);
     OpFoldResult perGroup;
     int64_t perGroupStatic = ShapedType::kDynamic;
     if (ShapedType::isDynamic(channels)) {
-      Value c = tensor::DimOp::create(rewriter, loc, rows, 1);
+      // The verifier checks divisibility of a static C; a dynamic one is
+      // checked at run time.
+      Value c = tensor::DimOp::create(rewriter, loc, x, rank - 1);
       Value g = arith::ConstantIndexOp::create(rewriter, loc, groups);
       Value rem = arith::RemUIOp::create(rewriter, loc, c, g);
       Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
@@ -122,14 +106,20 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
       perGroupStatic = channels / groups;
       perGroup = rewriter.getIndexAttr(perGroupStatic);
     }
-    SmallVector<OpFoldResult> groupedSizes = {
-        tensor::getMixedSize(rewriter, loc, rows, 0),
-        rewriter.getIndexAttr(groups), perGroup};
-    auto groupedType = RankedTensorType::get(
-        {rowsType.getDimSize(0), groups, perGroupStatic}, elt);
+    SmallVector<OpFoldResult> groupedSizes =
+        tensor::getMixedSizes(rewriter, loc, x);
+    groupedSizes.back() = rewriter.getIndexAttr(groups);
+    groupedSizes.push_back(perGroup);
+    SmallVector<int64_t> groupedShape(xType.getShape());
+    groupedShape.back() = groups;
+    groupedShape.push_back(perGroupStatic);
+    auto groupedType = RankedTensorType::get(groupedShape, elt);
+    SmallVector<ReassociationIndices> reassociation;
+    for (int64_t i = 0; i < rank - 1; ++i)
+      reassociation.push_back({i});
+    reassociation.push_back({rank - 1, rank});
     Value grouped = tensor::ExpandShapeOp::create(
-        rewriter, loc, groupedType, rows,
-        ArrayRef<ReassociationIndices>{{0}, {1, 2}}, groupedSizes);
+        rewriter, loc, groupedType, x, reassociation, groupedSizes);
 
     // Coefficients are converted to f32 once, and the denominator's absolute
     // value taken once, rather than for every element.
@@ -141,10 +131,11 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
         });
 
     MLIRContext *ctx = rewriter.getContext();
-    AffineMap identity = AffineMap::getMultiDimIdentityMap(3, ctx);
+    int64_t loops = rank + 1;
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(loops, ctx);
     AffineMap perGroupMap =
-        AffineMap::get(3, 0, {getAffineDimExpr(1, ctx)}, ctx);
-    AffineMap scalarMap = AffineMap::get(3, 0, {}, ctx);
+        AffineMap::get(loops, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx);
+    AffineMap scalarMap = AffineMap::get(loops, 0, {}, ctx);
 
     SmallVector<Value> inputs = {grouped};
     SmallVector<AffineMap> maps = {identity};
@@ -159,7 +150,7 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
     maps.push_back(identity);
 
     Value init = tensor::EmptyOp::create(rewriter, loc, groupedSizes, elt);
-    SmallVector<utils::IteratorType> iterators(3,
+    SmallVector<utils::IteratorType> iterators(loops,
                                                utils::IteratorType::parallel);
     auto generic = linalg::GenericOp::create(
         rewriter, loc, TypeRange{groupedType}, inputs, ValueRange{init}, maps,
@@ -189,20 +180,7 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
 
     // Back to the caller's shape.
     Value result = tensor::CollapseShapeOp::create(
-        rewriter, loc, generic.getResult(0),
-        ArrayRef<ReassociationIndices>{{0}, {1, 2}});
-    if (rank == 1) {
-      result = tensor::CollapseShapeOp::create(
-          rewriter, loc, result, ArrayRef<ReassociationIndices>{{0, 1}});
-    } else if (rank > 2) {
-      ReassociationIndices lead;
-      for (int64_t i = 0; i < rank - 1; ++i)
-        lead.push_back(i);
-      result = tensor::ExpandShapeOp::create(
-          rewriter, loc, xType, result,
-          ArrayRef<ReassociationIndices>{lead, {rank - 1}},
-          tensor::getMixedSizes(rewriter, loc, x));
-    }
+        rewriter, loc, xType, generic.getResult(0), reassociation);
     rewriter.replaceOp(op, result);
     return success();
   }
