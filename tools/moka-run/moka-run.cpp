@@ -37,7 +37,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <csignal>
+#include <cstdio>
 #include <set>
+#include <unistd.h>
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -115,6 +118,17 @@ struct Descriptor {
   std::vector<int64_t> words;
   void *pointer() { return words.data(); }
 };
+
+/// Run-time checks in generated code (cf.assert) print their message and
+/// abort; turn that into moka-run's ordinary error exit.
+extern "C" void onAbort(int) {
+  static const char message[] =
+      "\nmoka-run: error: a run-time check of the compiled function failed "
+      "(message above)\n";
+  ssize_t ignored = write(STDERR_FILENO, message, sizeof(message) - 1);
+  (void)ignored;
+  _exit(1);
+}
 
 struct Buffer {
   void *data = nullptr;
@@ -297,6 +311,10 @@ int main(int argc, char **argv) {
     }
   };
 
+  // The generated checks print with puts(): unbuffered, so their message is
+  // out before the abort.
+  std::setvbuf(stdout, nullptr, _IONBF, 0);
+  std::signal(SIGABRT, onAbort);
   invoke();
 
   // Copy the results out (following their strides) and write them.
