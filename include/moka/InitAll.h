@@ -1,4 +1,4 @@
-//===- InitAll.h - Registration of what moka's tools use ----------*- C++ -*-===//
+//===- InitAll.h - Registration of what moka's tools use --------*- C++ -*-===//
 //
 // One registration entry point shared by every moka tool: moka's dialects,
 // the upstream dialects and interface models its pipelines need, and the

@@ -21,10 +21,10 @@ struct DTypeInfo {
 };
 
 const DTypeInfo kDTypes[] = {
-    {NpyDType::F64, "<f8", 8}, {NpyDType::F32, "<f4", 4},
-    {NpyDType::F16, "<f2", 2}, {NpyDType::U16, "<u2", 2},
-    {NpyDType::I8, "|i1", 1},  {NpyDType::I32, "<i4", 4},
-    {NpyDType::I64, "<i8", 8}, {NpyDType::U8, "|u1", 1},
+    {NpyDType::F64, "<f8", 8},  {NpyDType::F32, "<f4", 4},
+    {NpyDType::F16, "<f2", 2},  {NpyDType::U16, "<u2", 2},
+    {NpyDType::I8, "|i1", 1},   {NpyDType::I32, "<i4", 4},
+    {NpyDType::I64, "<i8", 8},  {NpyDType::U8, "|u1", 1},
     {NpyDType::Bool, "|b1", 1},
 };
 
@@ -136,9 +136,10 @@ bool moka::parseNpy(const std::string &bytes, NpyArray &out,
   }
   bool found = false;
   for (const DTypeInfo &info : kDTypes) {
-    if (descr == info.descr || (info.size == 1 && descr.size() == 3 &&
-                                descr.substr(1) == std::string(info.descr + 1) &&
-                                (descr[0] == '<' || descr[0] == '>'))) {
+    if (descr == info.descr ||
+        (info.size == 1 && descr.size() == 3 &&
+         descr.substr(1) == std::string(info.descr + 1) &&
+         (descr[0] == '<' || descr[0] == '>'))) {
       out.dtype = info.dtype;
       found = true;
       break;

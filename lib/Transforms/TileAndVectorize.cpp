@@ -38,12 +38,13 @@ bool isAllParallel(linalg::LinalgOp op) {
 
 /// Tiles `op` with `tileSizes` (0: not tiled) and replaces it; returns the
 /// tiled operation.
-FailureOr<linalg::LinalgOp>
-tile(RewriterBase &rewriter, linalg::LinalgOp op, ArrayRef<int64_t> tileSizes,
-     scf::SCFTilingOptions::LoopType loopType) {
+FailureOr<linalg::LinalgOp> tile(RewriterBase &rewriter, linalg::LinalgOp op,
+                                 ArrayRef<int64_t> tileSizes,
+                                 scf::SCFTilingOptions::LoopType loopType) {
   scf::SCFTilingOptions options;
   options.setLoopType(loopType);
-  options.setTileSizes(getAsIndexOpFoldResult(rewriter.getContext(), tileSizes));
+  options.setTileSizes(
+      getAsIndexOpFoldResult(rewriter.getContext(), tileSizes));
   rewriter.setInsertionPoint(op);
   FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
       rewriter, cast<TilingInterface>(op.getOperation()), options);
@@ -52,7 +53,8 @@ tile(RewriterBase &rewriter, linalg::LinalgOp op, ArrayRef<int64_t> tileSizes,
   rewriter.replaceOp(op, tiled->replacements);
   auto tiledOp = dyn_cast<linalg::LinalgOp>(tiled->tiledOps.front());
   if (!tiledOp)
-    return op.emitOpError("moka-tile-and-vectorize: tiling produced no linalg op");
+    return op.emitOpError(
+        "moka-tile-and-vectorize: tiling produced no linalg op");
   return tiledOp;
 }
 
@@ -110,7 +112,6 @@ struct TileAndVectorizePass
       }
       rewriter.replaceOp(op, result->replacements);
     }
-
   }
 
   /// Distributes `op` over threads (when large enough) and tiles it for

@@ -35,22 +35,20 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 #include <unistd.h>
 
 using namespace mlir;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> inputFilename(cl::Positional,
-                                          cl::desc("<input .mlir file>"),
-                                          cl::Required);
-static cl::opt<std::string> functionName("function",
-                                         cl::desc("Function to run"),
-                                         cl::init("main"));
+static cl::opt<std::string>
+    inputFilename(cl::Positional, cl::desc("<input .mlir file>"), cl::Required);
+static cl::opt<std::string>
+    functionName("function", cl::desc("Function to run"), cl::init("main"));
 static cl::list<std::string>
     inputArgs("input", cl::desc("Argument as @file.npy, in order"));
 static cl::list<std::string>
@@ -160,8 +158,8 @@ int main(int argc, char **argv) {
 
   auto func = module->lookupSymbol<func::FuncOp>(functionName);
   if (!func || func.isExternal())
-    fail("no function @" + functionName + " with a body in '" +
-         inputFilename + "'");
+    fail("no function @" + functionName + " with a body in '" + inputFilename +
+         "'");
   FunctionType fnType = func.getFunctionType();
 
   // Check the arguments against the signature before compiling anything.
@@ -190,8 +188,8 @@ int main(int argc, char **argv) {
            moka::npyDescr(arrays[i].dtype) + "' but @" + functionName +
            " expects " + typeString(type) + " (dtype '" +
            moka::npyDescr(expected) + "')");
-    bool match = static_cast<int64_t>(arrays[i].shape.size()) ==
-                 tensorType.getRank();
+    bool match =
+        static_cast<int64_t>(arrays[i].shape.size()) == tensorType.getRank();
     for (int64_t d = 0; match && d < tensorType.getRank(); ++d)
       match = tensorType.isDynamicDim(d) ||
               tensorType.getDimSize(d) == arrays[i].shape[d];
@@ -203,8 +201,8 @@ int main(int argc, char **argv) {
   for (auto [i, type] : llvm::enumerate(fnType.getResults())) {
     auto tensorType = dyn_cast<RankedTensorType>(type);
     if (!tensorType || !dtypeFor(tensorType.getElementType()))
-      fail("result #" + llvm::Twine(i) + " of @" + functionName +
-           " has type " + typeString(type) +
+      fail("result #" + llvm::Twine(i) + " of @" + functionName + " has type " +
+           typeString(type) +
            "; moka-run returns ranked tensors of f64, f32, f16, bf16, i1, "
            "i8, i32 or i64");
   }
@@ -371,10 +369,10 @@ int main(int argc, char **argv) {
           std::chrono::duration<double, std::milli>(stop - start).count());
     }
     std::sort(times.begin(), times.end());
-    double median = times.size() % 2
-                        ? times[times.size() / 2]
-                        : 0.5 * (times[times.size() / 2 - 1] +
-                                 times[times.size() / 2]);
+    double median =
+        times.size() % 2
+            ? times[times.size() / 2]
+            : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
     llvm::outs() << llvm::format("benchmark: @%s median %.4f ms, min %.4f ms "
                                  "over %u runs\n",
                                  functionName.c_str(), median, times.front(),

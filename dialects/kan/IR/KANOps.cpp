@@ -41,12 +41,12 @@ LogicalResult RationalOp::verify() {
   int64_t m = getM(), n = getN();
   if (numType.getDimSize(1) != m + 1)
     return emitOpError("numerator has ")
-           << numType.getDimSize(1) << " coefficients per group, expected m + 1 = "
-           << m + 1;
+           << numType.getDimSize(1)
+           << " coefficients per group, expected m + 1 = " << m + 1;
   if (denType.getDimSize(1) != n)
     return emitOpError("denominator has ")
-           << denType.getDimSize(1) << " coefficients per group, expected n = "
-           << n;
+           << denType.getDimSize(1)
+           << " coefficients per group, expected n = " << n;
 
   int64_t groups = denType.getDimSize(0);
   if (groups < 1)
@@ -59,8 +59,8 @@ LogicalResult RationalOp::verify() {
   int64_t channels = inputType.getDimSize(inputType.getRank() - 1);
   if (!ShapedType::isDynamic(channels) && channels % groups != 0)
     return emitOpError("channel count C = ")
-           << channels << " is not divisible by the number of groups G = "
-           << groups;
+           << channels
+           << " is not divisible by the number of groups G = " << groups;
   return success();
 }
 

@@ -1,4 +1,4 @@
-//===- KVDialect.cpp - The `kv` dialect ----------------------------------===//
+//===- KVDialect.cpp - The `kv` dialect -----------------------------------===//
 //
 // Registers the `kv` dialect.
 //

@@ -1,4 +1,4 @@
-//===- MoEDialect.cpp - The `moe` dialect ----------------------------------===//
+//===- MoEDialect.cpp - The `moe` dialect ---------------------------------===//
 //
 // Registers the `moe` dialect.
 //

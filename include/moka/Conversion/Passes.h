@@ -1,4 +1,4 @@
-//===- Passes.h - moka conversion passes -------------------------*- C++ -*-===//
+//===- Passes.h - moka conversion passes ------------------------*- C++ -*-===//
 //
 // Declares moka's conversion passes and their registration.
 //

@@ -1,4 +1,4 @@
-//===- Pipelines.h - moka's named pass pipelines ------------------*- C++ -*-===//
+//===- Pipelines.h - moka's named pass pipelines ----------------*- C++ -*-===//
 //
 // Declares the pass pipelines that take moka IR to the LLVM dialect.
 //

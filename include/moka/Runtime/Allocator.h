@@ -1,4 +1,4 @@
-//===- Allocator.h - Caching host allocator for generated code ----*- C++ -*-===//
+//===- Allocator.h - Caching host allocator for generated code --*- C++ -*-===//
 //
 // The heap allocator that moka's generated CPU code calls (in place of
 // malloc/free). Freed blocks are kept per size and reused, so repeated calls

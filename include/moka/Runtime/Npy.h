@@ -1,4 +1,4 @@
-//===- Npy.h - Reading and writing NumPy .npy files ---------------*- C++ -*-===//
+//===- Npy.h - Reading and writing NumPy .npy files -------------*- C++ -*-===//
 //
 // A minimal reader and writer of NumPy's .npy format (version 1.0-3.0,
 // little-endian, C order) for the dtypes moka exchanges with its users.

@@ -1,4 +1,4 @@
-//===- Passes.h - moka code generation passes --------------------*- C++ -*-===//
+//===- Passes.h - moka code generation passes -------------------*- C++ -*-===//
 //
 // Declares moka's target-independent code generation passes.
 //

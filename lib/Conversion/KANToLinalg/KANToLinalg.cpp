@@ -118,17 +118,16 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
     for (int64_t i = 0; i < rank - 1; ++i)
       reassociation.push_back({i});
     reassociation.push_back({rank - 1, rank});
-    Value grouped = tensor::ExpandShapeOp::create(
-        rewriter, loc, groupedType, x, reassociation, groupedSizes);
+    Value grouped = tensor::ExpandShapeOp::create(rewriter, loc, groupedType, x,
+                                                  reassociation, groupedSizes);
 
     // Coefficients are converted to f32 once, and the denominator's absolute
     // value taken once, rather than for every element.
     Value num = mapToF32(rewriter, loc, adaptor.getNumerator(), nullptr);
-    Value den = mapToF32(
-        rewriter, loc, adaptor.getDenominator(),
-        [](OpBuilder &b, Location l, Value v) -> Value {
-          return math::AbsFOp::create(b, l, v);
-        });
+    Value den = mapToF32(rewriter, loc, adaptor.getDenominator(),
+                         [](OpBuilder &b, Location l, Value v) -> Value {
+                           return math::AbsFOp::create(b, l, v);
+                         });
 
     MLIRContext *ctx = rewriter.getContext();
     int64_t loops = rank + 1;

@@ -1,4 +1,4 @@
-//===- KANToLinalg.h - Lowering of `kan` to `linalg` -------------*- C++ -*-===//
+//===- KANToLinalg.h - Lowering of `kan` to `linalg` ------------*- C++ -*-===//
 //
 // Patterns that rewrite `kan` operations as `linalg` on tensors.
 //

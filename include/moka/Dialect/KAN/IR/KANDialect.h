@@ -1,4 +1,4 @@
-//===- KANDialect.h - The `kan` dialect ----------------------------*- C++ -*-===//
+//===- KANDialect.h - The `kan` dialect -------------------------*- C++ -*-===//
 //
 // Declares the `kan` dialect of moka.
 //

@@ -1,4 +1,4 @@
-//===- KANOps.h - Operations of the `kan` dialect ----------------*- C++ -*-===//
+//===- KANOps.h - Operations of the `kan` dialect ---------------*- C++ -*-===//
 //
 // Declares the operations of the `kan` dialect.
 //

@@ -1,4 +1,4 @@
-//===- KANOps.td - KAN dialect operations -------------------*- tablegen -*-===//
+//===- KANOps.td - KAN dialect operations ------------------*- tablegen -*-===//
 //
 // Operations of the `kan` dialect.
 //

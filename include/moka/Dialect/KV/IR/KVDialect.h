@@ -1,4 +1,4 @@
-//===- KVDialect.h - The `kv` dialect ----------------------------*- C++ -*-===//
+//===- KVDialect.h - The `kv` dialect ---------------------------*- C++ -*-===//
 //
 // Declares the `kv` dialect of moka.
 //

@@ -1,4 +1,4 @@
-//===- MoEDialect.h - The `moe` dialect ----------------------------*- C++ -*-===//
+//===- MoEDialect.h - The `moe` dialect -------------------------*- C++ -*-===//
 //
 // Declares the `moe` dialect of moka.
 //
