@@ -70,7 +70,7 @@ def run(module, function, *inputs, benchmark=0, serial=False, timeout=600):
             p = os.path.join(tmp, f"in{i}.npy")
             np.save(p, np.ascontiguousarray(array))
             args.append(f"--input=@{p}")
-        n_out = _count_results(tool, module, function, args)
+        n_out = _count_results(module, function)
         outs = [os.path.join(tmp, f"out{i}.npy") for i in range(n_out)]
         args += [f"--output=@{p}" for p in outs]
         if benchmark:
@@ -91,7 +91,7 @@ def run(module, function, *inputs, benchmark=0, serial=False, timeout=600):
         return results
 
 
-def _count_results(tool, module, function, args):
+def _count_results(module, function):
     """Number of results of `function`, read from its signature."""
     with open(module) as f:
         text = f.read()

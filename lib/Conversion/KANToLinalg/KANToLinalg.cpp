@@ -194,8 +194,6 @@ struct ConvertKANToLinalgPass
     target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
                            linalg::LinalgDialect, math::MathDialect,
                            tensor::TensorDialect>();
-    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
-    target.addIllegalDialect<kan::KANDialect>();
     RewritePatternSet patterns(ctx);
     populateKANToLinalgConversionPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,
