@@ -14,6 +14,8 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "moka/Dialect/KAN/IR/KANDialect.h"
 
+#include "moka/Dialect/KAN/IR/KANEnums.h.inc"
+
 #define GET_OP_CLASSES
 #include "moka/Dialect/KAN/IR/KANOps.h.inc"
 
