@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moka/Conversion/Passes.h"
+#include "moka/Dialect/KAN/Transforms/Passes.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Transforms/Passes.h"
 
@@ -40,6 +41,12 @@ using namespace mlir;
 
 void moka::buildCPUCodegenPipeline(OpPassManager &pm,
                                    const CPUPipelineOptions &options) {
+  pm.addPass(kan::createKANExpandLayersPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  kan::KANFuseIntoContractionsPassOptions fusion;
+  fusion.rowTile = options.rowTile;
+  pm.addNestedPass<func::FuncOp>(kan::createKANFuseIntoContractionsPass(fusion));
   pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -72,7 +79,13 @@ void moka::buildCPUPipeline(OpPassManager &pm,
   // Vectors and leftover linalg to loops, then loops to OpenMP threads. The
   // OpenMP lowering wraps each parallel body in memref.alloca_scope, which the
   // canonicalizer inlines when the body has no stack allocation.
-  pm.addPass(createConvertVectorToSCFPass());
+  // Reductions produced by the vectorizer become element-wise ops and
+  // horizontal reductions of 1-D vectors before the generic vector lowering.
+  pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMultiReductionPass());
+  // Fully unrolled: n-D transfers become 1-D ones without stack temporaries
+  // (an alloca would keep the OpenMP body's alloca_scope from being inlined).
+  pm.addPass(createConvertVectorToSCFPass(
+      VectorTransferToSCFOptions().enableFullUnroll()));
   pm.addPass(createConvertLinalgToLoopsPass());
   if (options.parallel) {
     pm.addPass(createForallToParallelLoopPass());

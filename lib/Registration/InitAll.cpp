@@ -8,6 +8,8 @@
 
 #include "moka/Conversion/Passes.h"
 #include "moka/Dialect/KAN/IR/KANDialect.h"
+#include "moka/Dialect/KAN/Transforms/Passes.h"
+#include "moka/Dialect/KAN/Transforms/Transforms.h"
 #include "moka/Dialect/KV/IR/KVDialect.h"
 #include "moka/Dialect/MoE/IR/MoEDialect.h"
 #include "moka/Pipelines/Pipelines.h"
@@ -32,6 +34,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/IR/ValueBoundsOpInterfaceImpl.h"
 #include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Linalg/Transforms/SubsetInsertionOpInterfaceImpl.h"
 #include "mlir/Dialect/Linalg/Transforms/TilingInterfaceImpl.h"
@@ -46,11 +49,15 @@
 #include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/IR/TensorTilingInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/ValueBoundsOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/Transforms/SubsetInsertionOpInterfaceImpl.h"
+#include "mlir/Dialect/Tensor/TransformOps/TensorTransformOps.h"
+#include "mlir/Dialect/Transform/IR/TransformDialect.h"
+#include "mlir/Dialect/Transform/Transforms/Passes.h"
 #include "mlir/Dialect/UB/IR/UBOps.h"
 #include "mlir/Dialect/Vector/IR/ValueBoundsOpInterfaceImpl.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -103,6 +110,13 @@ void moka::registerMokaDialects(DialectRegistry &registry) {
 
   linalg::registerTilingInterfaceExternalModels(registry);
   tensor::registerTilingInterfaceExternalModels(registry);
+  kan::registerTilingInterfaceExternalModels(registry);
+
+  // Transform-dialect schedules over moka's and upstream ops.
+  registry.insert<transform::TransformDialect>();
+  linalg::registerTransformDialectExtension(registry);
+  scf::registerTransformDialectExtension(registry);
+  tensor::registerTransformDialectExtension(registry);
 }
 
 void moka::registerMokaTranslations(DialectRegistry &registry) {
@@ -113,6 +127,7 @@ void moka::registerMokaTranslations(DialectRegistry &registry) {
 
 void moka::registerMokaPasses() {
   registerMokaConversionPasses();
+  kan::registerKANTransformsPasses();
   registerMokaTransformsPasses();
   registerMokaPipelines();
 
@@ -133,6 +148,7 @@ void moka::registerMokaPasses() {
   registerConvertLinalgToLoopsPass();
   registerLinalgElementwiseOpFusionPass();
   vector::registerLowerVectorMaskPass();
+  vector::registerLowerVectorMultiReduction();
   registerConvertVectorToSCFPass();
   memref::registerExpandStridedMetadataPass();
   registerLowerAffinePass();
@@ -147,4 +163,6 @@ void moka::registerMokaPasses() {
   registerConvertFuncToLLVMPass();
   registerUBToLLVMConversionPass();
   registerReconcileUnrealizedCastsPass();
+  transform::registerInterpreterPass();
+  transform::registerPreloadLibraryPass();
 }

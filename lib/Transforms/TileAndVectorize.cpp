@@ -33,6 +33,14 @@ bool isAllParallel(linalg::LinalgOp op) {
          op.getNumParallelLoops() == op.getNumLoops();
 }
 
+bool isCandidate(linalg::LinalgOp op) {
+  return op.hasPureTensorSemantics() && op.getNumLoops() > 0;
+}
+
+bool isInsideForall(Operation *op) {
+  return op->getParentOfType<scf::ForallOp>() != nullptr;
+}
+
 /// Tiles `op` with `tileSizes` (0: not tiled) and replaces it; returns the
 /// tiled operation.
 FailureOr<linalg::LinalgOp> tile(RewriterBase &rewriter, linalg::LinalgOp op,
@@ -67,7 +75,7 @@ struct TileAndVectorizePass
     }
     SmallVector<linalg::LinalgOp> candidates;
     func.walk([&](linalg::LinalgOp op) {
-      if (isAllParallel(op))
+      if (isCandidate(op))
         candidates.push_back(op);
     });
 
@@ -123,13 +131,25 @@ struct TileAndVectorizePass
     }
 
     linalg::LinalgOp current = op;
-    if (dynamic || staticSize >= minParallelSize) {
+    // Ops already inside an scf.forall (fused tiles) run on the thread that
+    // owns the tile. Reductions are distributed over their parallel loops
+    // only.
+    bool allParallel = isAllParallel(op);
+    if (!isInsideForall(op) && (dynamic || staticSize >= minParallelSize) &&
+        (allParallel || op.getNumParallelLoops() > 0)) {
       // One innermost row per iteration of an n-D forall; OpenMP's static
       // schedule over the collapsed loop nest later hands each thread one
       // contiguous block of rows. A rank-1 op is cut into chunks of whole
       // vectors instead.
       SmallVector<int64_t> threadTiles(rank, 1);
       threadTiles.back() = rank == 1 ? 64 * vectorSize : 0;
+      if (!allParallel) {
+        SmallVector<utils::IteratorType> iterators =
+            op.getIteratorTypesArray();
+        for (unsigned i = 0; i < rank; ++i)
+          if (!linalg::isParallelIterator(iterators[i]))
+            threadTiles[i] = 0;
+      }
       FailureOr<linalg::LinalgOp> tiled =
           tile(rewriter, current, threadTiles,
                scf::SCFTilingOptions::LoopType::ForallOp);

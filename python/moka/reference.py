@@ -38,3 +38,66 @@ def relative_error(out, ref):
         return float("inf")
     denom = np.linalg.norm(ref)
     return float(np.linalg.norm(out - ref) / (denom if denom else 1.0))
+
+
+def silu(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x / (1.0 + np.exp(-x))
+
+
+def bspline_basis(x, grid_size=5, order=3, grid_min=-1.0, grid_max=1.0):
+    """efficient-kan's B-spline bases (Cox-de Boor on the extended uniform
+    grid), float64: [..., C] -> [..., C, grid_size + order]."""
+    x = np.asarray(x, dtype=np.float64)[..., None]
+    h = (grid_max - grid_min) / grid_size
+    grid = np.arange(-order, grid_size + order + 1, dtype=np.float64) * h
+    grid = grid + grid_min
+    bases = ((x >= grid[:-1]) & (x < grid[1:])).astype(np.float64)
+    for k in range(1, order + 1):
+        bases = ((x - grid[:-(k + 1)]) / (grid[k:-1] - grid[:-(k + 1)])
+                 * bases[..., :-1]
+                 + (grid[k + 1:] - x) / (grid[k + 1:] - grid[1:(-k)])
+                 * bases[..., 1:])
+    return bases
+
+
+def rbf_basis(x, grid_size=8, grid_min=-2.0, grid_max=2.0):
+    """FastKAN's Gaussian radial basis, float64: [..., C] -> [..., C, K]."""
+    x = np.asarray(x, dtype=np.float64)[..., None]
+    centres = np.linspace(grid_min, grid_max, grid_size)
+    h = (grid_max - grid_min) / (grid_size - 1)
+    return np.exp(-(((x - centres) / h) ** 2))
+
+
+def chebyshev_basis(x, degree=3):
+    """ChebyKAN's basis cos(k acos(tanh x)), float64: [..., C, degree + 1]."""
+    t = np.tanh(np.asarray(x, dtype=np.float64))[..., None]
+    return np.cos(np.arange(degree + 1) * np.arccos(np.clip(t, -1.0, 1.0)))
+
+
+def fourier_basis(x, grid_size=5):
+    """FourierKAN's basis, cos(kx) for k = 1..F then sin(kx), float64."""
+    x = np.asarray(x, dtype=np.float64)[..., None]
+    k = np.arange(1, grid_size + 1)
+    return np.concatenate([np.cos(k * x), np.sin(k * x)], axis=-1)
+
+
+def kan_layer(basis, x, weight, bias=None, base_weight=None, numerator=None,
+              denominator=None, **params):
+    """A KAN layer in float64: sum_k phi_k(x) @ W_k (+ silu(x) @ W_base^T)
+    (+ bias). `weight` is [Cout, Cin] for the rational basis, else
+    [Cout, Cin, K]."""
+    x64 = np.asarray(x, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    if basis == "rational":
+        y = rational(x64, numerator, denominator) @ w.T
+    else:
+        phi = {"bspline": bspline_basis, "rbf": rbf_basis,
+               "chebyshev": chebyshev_basis,
+               "fourier": fourier_basis}[basis](x64, **params)
+        y = np.einsum("...ik,oik->...o", phi, w)
+    if base_weight is not None:
+        y = y + silu(x64) @ np.asarray(base_weight, dtype=np.float64).T
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float64)
+    return y

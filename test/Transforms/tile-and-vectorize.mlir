@@ -61,10 +61,14 @@ func.func @dynamic(%x: tensor<?x?xf32>) -> tensor<?x?xf32> {
 
 // -----
 
-// Reductions are left alone.
+// Reductions: the parallel loop is distributed, the reduction is cut into
+// vector tiles carried by an scf.for and reduced with vector.multi_reduction.
 // CHECK-LABEL: func.func @reduction
-// CHECK-NOT:     scf.for
-// CHECK:         linalg.generic
+// CHECK:         scf.forall
+// CHECK:           scf.for
+// CHECK:             vector.transfer_read {{.*}} vector<1x16xf32>
+// CHECK:             vector.multi_reduction <add>, {{.*}} [1] : vector<1x16xf32> to vector<1xf32>
+// CHECK-NOT:     linalg.generic
 func.func @reduction(%x: tensor<64x256xf32>, %init: tensor<64xf32>) -> tensor<64xf32> {
   %y = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i)>], iterator_types = ["parallel", "reduction"]} ins(%x : tensor<64x256xf32>) outs(%init : tensor<64xf32>) {
   ^bb0(%a: f32, %b: f32):

@@ -6,6 +6,7 @@
 
 #include "moka/Dialect/KAN/IR/KANOps.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
@@ -68,6 +69,13 @@ static LogicalResult verifyRational(Operation *op, RankedTensorType inputType,
 // RationalOp
 //===----------------------------------------------------------------------===//
 
+LogicalResult RationalOp::reifyResultShapes(
+    OpBuilder &b, ReifiedRankedShapedTypeDims &reifiedReturnShapes) {
+  reifiedReturnShapes.push_back(
+      tensor::getMixedSizes(b, getLoc(), getInput()));
+  return success();
+}
+
 LogicalResult RationalOp::verify() {
   return verifyRational(*this, getInput().getType(),
                         getNumerator().getType(), getDenominator().getType(),
@@ -95,6 +103,15 @@ constexpr int64_t kMaxGridSize = 1024;
 constexpr int64_t kMaxOrder = 8;
 constexpr int64_t kMaxDegree = 64;
 } // namespace
+
+LogicalResult LayerOp::reifyResultShapes(
+    OpBuilder &b, ReifiedRankedShapedTypeDims &reifiedReturnShapes) {
+  SmallVector<OpFoldResult> sizes =
+      tensor::getMixedSizes(b, getLoc(), getInput());
+  sizes.back() = tensor::getMixedSize(b, getLoc(), getWeight(), 0);
+  reifiedReturnShapes.push_back(sizes);
+  return success();
+}
 
 int64_t LayerOp::getEffectiveGridSize() {
   if (std::optional<int64_t> g = getGridSize())

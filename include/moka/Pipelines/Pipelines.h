@@ -21,6 +21,11 @@ struct CPUPipelineOptions
       *this, "vector-size",
       llvm::cl::desc("Elements of the innermost dimension per vector tile"),
       llvm::cl::init(64)};
+  Option<int64_t> rowTile{
+      *this, "row-tile",
+      llvm::cl::desc("Rows per fused tile of a matrix product and the KAN "
+                     "activations around it"),
+      llvm::cl::init(128)};
   Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run parallel loops on OpenMP threads (else serially)"),

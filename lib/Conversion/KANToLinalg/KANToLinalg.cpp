@@ -7,11 +7,14 @@
 #include "moka/Conversion/KANToLinalg/KANToLinalg.h"
 #include "moka/Conversion/Passes.h"
 #include "moka/Dialect/KAN/IR/KANOps.h"
+#include "moka/Dialect/KAN/Transforms/Transforms.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -67,6 +70,59 @@ Value extractColumn(OpBuilder &b, Location loc, Value coeffs, int64_t col,
                                         sizes, strides);
 }
 
+/// The channels-last view `[..., G, C/G]` of a tensor `[..., C]`: a reshape,
+/// not a copy. Leading dimensions are kept as they are (folding several
+/// dynamic ones into one would need a multi-dynamic-dim expand_shape on the
+/// way back).
+struct GroupedView {
+  Value value;
+  RankedTensorType type;
+  SmallVector<OpFoldResult> sizes;
+  SmallVector<ReassociationIndices> reassociation;
+};
+
+GroupedView groupChannels(OpBuilder &b, Location loc, Value x, int64_t groups,
+                          bool checkDivisible) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  int64_t rank = xType.getRank();
+  int64_t channels = xType.getDimSize(rank - 1);
+  OpFoldResult perGroup;
+  int64_t perGroupStatic = ShapedType::kDynamic;
+  if (ShapedType::isDynamic(channels)) {
+    // The verifier checks divisibility of a static C; a dynamic one is
+    // checked at run time.
+    Value c = tensor::DimOp::create(b, loc, x, rank - 1);
+    Value g = arith::ConstantIndexOp::create(b, loc, groups);
+    if (checkDivisible) {
+      Value rem = arith::RemUIOp::create(b, loc, c, g);
+      Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+      Value divisible = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq, rem, zero);
+      cf::AssertOp::create(b, loc, divisible,
+                           "kan.rational: channel count is not divisible by "
+                           "the number of groups");
+    }
+    perGroup = arith::DivUIOp::create(b, loc, c, g).getResult();
+  } else {
+    perGroupStatic = channels / groups;
+    perGroup = b.getIndexAttr(perGroupStatic);
+  }
+  GroupedView view;
+  view.sizes = tensor::getMixedSizes(b, loc, x);
+  view.sizes.back() = b.getIndexAttr(groups);
+  view.sizes.push_back(perGroup);
+  SmallVector<int64_t> shape(xType.getShape());
+  shape.back() = groups;
+  shape.push_back(perGroupStatic);
+  view.type = RankedTensorType::get(shape, xType.getElementType());
+  for (int64_t i = 0; i < rank - 1; ++i)
+    view.reassociation.push_back({i});
+  view.reassociation.push_back({rank - 1, rank});
+  view.value = tensor::ExpandShapeOp::create(b, loc, view.type, x,
+                                             view.reassociation, view.sizes);
+  return view;
+}
+
 struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -83,43 +139,11 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
     int64_t m = op.getM(), n = op.getN();
     bool shared = op.hasSharedNumerator();
 
-    // Channels-last view [..., G, C/G] of the input: a reshape, not a copy.
-    // Leading dimensions are kept as they are (folding several dynamic ones
-    // into one would need a multi-dynamic-dim expand_shape on the way back).
-    int64_t channels = xType.getDimSize(rank - 1);
-    OpFoldResult perGroup;
-    int64_t perGroupStatic = ShapedType::kDynamic;
-    if (ShapedType::isDynamic(channels)) {
-      // The verifier checks divisibility of a static C; a dynamic one is
-      // checked at run time.
-      Value c = tensor::DimOp::create(rewriter, loc, x, rank - 1);
-      Value g = arith::ConstantIndexOp::create(rewriter, loc, groups);
-      Value rem = arith::RemUIOp::create(rewriter, loc, c, g);
-      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
-      Value divisible = arith::CmpIOp::create(
-          rewriter, loc, arith::CmpIPredicate::eq, rem, zero);
-      cf::AssertOp::create(rewriter, loc, divisible,
-                           "kan.rational: channel count is not divisible by "
-                           "the number of groups");
-      perGroup = arith::DivUIOp::create(rewriter, loc, c, g).getResult();
-    } else {
-      perGroupStatic = channels / groups;
-      perGroup = rewriter.getIndexAttr(perGroupStatic);
-    }
-    SmallVector<OpFoldResult> groupedSizes =
-        tensor::getMixedSizes(rewriter, loc, x);
-    groupedSizes.back() = rewriter.getIndexAttr(groups);
-    groupedSizes.push_back(perGroup);
-    SmallVector<int64_t> groupedShape(xType.getShape());
-    groupedShape.back() = groups;
-    groupedShape.push_back(perGroupStatic);
-    auto groupedType = RankedTensorType::get(groupedShape, elt);
-    SmallVector<ReassociationIndices> reassociation;
-    for (int64_t i = 0; i < rank - 1; ++i)
-      reassociation.push_back({i});
-    reassociation.push_back({rank - 1, rank});
-    Value grouped = tensor::ExpandShapeOp::create(rewriter, loc, groupedType, x,
-                                                  reassociation, groupedSizes);
+    GroupedView grouped =
+        groupChannels(rewriter, loc, x, groups, /*checkDivisible=*/true);
+    auto groupedType = grouped.type;
+    SmallVector<OpFoldResult> groupedSizes = grouped.sizes;
+    SmallVector<ReassociationIndices> reassociation = grouped.reassociation;
 
     // Coefficients are converted to f32 once, and the denominator's absolute
     // value taken once, rather than for every element.
@@ -136,7 +160,7 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
         AffineMap::get(loops, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx);
     AffineMap scalarMap = AffineMap::get(loops, 0, {}, ctx);
 
-    SmallVector<Value> inputs = {grouped};
+    SmallVector<Value> inputs = {grouped.value};
     SmallVector<AffineMap> maps = {identity};
     for (int64_t i = 0; i <= m; ++i) {
       inputs.push_back(extractColumn(rewriter, loc, num, i, shared));
@@ -157,21 +181,8 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
           Value v = args[0];
           if (elt != f32)
             v = arith::ExtFOp::create(b, l, f32, v);
-          // Horner's rule, highest coefficient first.
-          Value p = args[1 + m];
-          for (int64_t i = m - 1; i >= 0; --i)
-            p = math::FmaOp::create(b, l, p, v, args[1 + i]);
-          Value y = p;
-          if (n > 0) {
-            Value a = math::AbsFOp::create(b, l, v);
-            int64_t base = m + 2;
-            Value q = args[base + n - 1];
-            for (int64_t j = n - 2; j >= 0; --j)
-              q = math::FmaOp::create(b, l, q, a, args[base + j]);
-            Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
-            q = math::FmaOp::create(b, l, q, a, one);
-            y = arith::DivFOp::create(b, l, p, q);
-          }
+          Value y = kan::buildRational(b, l, v, args.slice(1, m + 1),
+                                       args.slice(m + 2, n));
           if (elt != f32)
             y = arith::TruncFOp::create(b, l, elt, y);
           linalg::YieldOp::create(b, l, y);
@@ -185,14 +196,414 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
   }
 };
 
+/// Rows of the flattened input per partial sum of the coefficient gradients.
+/// Fixed, so that the partition (and with it every rounding) depends only on
+/// the shape, never on the number of threads.
+constexpr int64_t kGradRowsPerPartial = 64;
+
+/// Largest power of two up to 16 that divides a static `extent`; 1 when
+/// `extent` is dynamic. Partial sums keep this many lanes apart so that the
+/// reduction vectorizes without reassociating across tiles.
+int64_t laneCount(int64_t extent) {
+  if (ShapedType::isDynamic(extent))
+    return 1;
+  for (int64_t l : {16, 8, 4, 2})
+    if (extent % l == 0)
+      return l;
+  return 1;
+}
+
+Value f32Constant(OpBuilder &b, Location loc, double v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+
+/// `v` as the rank-4 view `[R, G, J, L]` of its elements, `R` every leading
+/// dimension folded together and `C = G * J * L`.
+Value flattenForPartials(OpBuilder &b, Location loc, Value v, int64_t groups,
+                         int64_t lanes) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t rank = type.getRank();
+  Value rows2d;
+  if (rank == 1) {
+    auto t2 = RankedTensorType::get({1, type.getDimSize(0)},
+                                    type.getElementType());
+    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1),
+                                       tensor::getMixedSize(b, loc, v, 0)};
+    rows2d = tensor::ExpandShapeOp::create(
+        b, loc, t2, v, SmallVector<ReassociationIndices>{{0, 1}}, sizes);
+  } else {
+    ReassociationIndices lead;
+    for (int64_t i = 0; i < rank - 1; ++i)
+      lead.push_back(i);
+    rows2d = tensor::CollapseShapeOp::create(
+        b, loc, v, SmallVector<ReassociationIndices>{lead, {rank - 1}});
+  }
+  auto t2 = cast<RankedTensorType>(rows2d.getType());
+  int64_t c = t2.getDimSize(1);
+  int64_t j = ShapedType::isDynamic(c) ? c : c / (groups * lanes);
+  OpFoldResult jSize;
+  if (ShapedType::isDynamic(c)) {
+    Value cv = tensor::DimOp::create(b, loc, rows2d, 1);
+    Value div = arith::ConstantIndexOp::create(b, loc, groups * lanes);
+    jSize = arith::DivUIOp::create(b, loc, cv, div).getResult();
+  } else {
+    jSize = b.getIndexAttr(j);
+  }
+  auto t4 = RankedTensorType::get({t2.getDimSize(0), groups, j, lanes},
+                                  t2.getElementType());
+  SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, rows2d, 0),
+                                     b.getIndexAttr(groups), jSize,
+                                     b.getIndexAttr(lanes)};
+  return tensor::ExpandShapeOp::create(
+      b, loc, t4, rows2d, SmallVector<ReassociationIndices>{{0}, {1, 2, 3}},
+      sizes);
+}
+
+struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(kan::RationalGradOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value x = adaptor.getInput(), dy = adaptor.getGradOutput();
+    auto xType = cast<RankedTensorType>(x.getType());
+    Type elt = xType.getElementType();
+    Type f32 = rewriter.getF32Type();
+    int64_t rank = xType.getRank();
+    int64_t groups = op.getNumGroups();
+    int64_t m = op.getM(), n = op.getN();
+    int64_t numTerms = m + 1 + n;
+    bool shared = op.hasSharedNumerator();
+    auto numType = cast<RankedTensorType>(op.getNumerator().getType());
+    Type coeffElt = numType.getElementType();
+
+    Value num = mapToF32(rewriter, loc, adaptor.getNumerator(), nullptr);
+    Value absDen = mapToF32(rewriter, loc, adaptor.getDenominator(),
+                            [](OpBuilder &b, Location l, Value v) -> Value {
+                              return math::AbsFOp::create(b, l, v);
+                            });
+    auto toF32 = [&](OpBuilder &b, Location l, Value v) -> Value {
+      return v.getType().isF32() ? v : arith::ExtFOp::create(b, l, f32, v);
+    };
+
+    // dx = dy * (R/Q - P*S/Q^2), element-wise on the grouped view.
+    GroupedView gx =
+        groupChannels(rewriter, loc, x, groups, /*checkDivisible=*/true);
+    GroupedView gdy =
+        groupChannels(rewriter, loc, dy, groups, /*checkDivisible=*/false);
+    int64_t loops = rank + 1;
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(loops, ctx);
+    AffineMap perGroupMap =
+        AffineMap::get(loops, 0, {getAffineDimExpr(rank - 1, ctx)}, ctx);
+    AffineMap scalarMap = AffineMap::get(loops, 0, {}, ctx);
+    SmallVector<Value> inputs = {gx.value, gdy.value};
+    SmallVector<AffineMap> maps = {identity, identity};
+    for (int64_t i = 0; i <= m; ++i) {
+      inputs.push_back(extractColumn(rewriter, loc, num, i, shared));
+      maps.push_back(shared ? scalarMap : perGroupMap);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      inputs.push_back(extractColumn(rewriter, loc, absDen, j, false));
+      maps.push_back(perGroupMap);
+    }
+    maps.push_back(identity);
+    Value dxInit = tensor::EmptyOp::create(rewriter, loc, gx.sizes, elt);
+    SmallVector<utils::IteratorType> parallel(loops,
+                                              utils::IteratorType::parallel);
+    auto dxOp = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{gx.type}, inputs, ValueRange{dxInit}, maps,
+        parallel, [&](OpBuilder &b, Location l, ValueRange args) {
+          Value v = toF32(b, l, args[0]);
+          Value d = toF32(b, l, args[1]);
+          ValueRange a = args.slice(2, m + 1);
+          ValueRange bb = args.slice(m + 3, n);
+          Value zero = f32Constant(b, l, 0.0);
+          Value one = f32Constant(b, l, 1.0);
+          // P and its derivative R by Horner's rule.
+          Value p = a[m];
+          Value r = zero;
+          for (int64_t i = m - 1; i >= 0; --i) {
+            r = math::FmaOp::create(b, l, r, v, p);
+            p = math::FmaOp::create(b, l, p, v, a[i]);
+          }
+          Value y;
+          if (n == 0) {
+            y = r;
+          } else {
+            // Q and S' = sum_j j |b_j| |x|^(j-1); S = sign(x) S'.
+            Value ax = math::AbsFOp::create(b, l, v);
+            Value q = bb[n - 1];
+            Value sp = zero;
+            for (int64_t j = n - 2; j >= 0; --j) {
+              sp = math::FmaOp::create(b, l, sp, ax, q);
+              q = math::FmaOp::create(b, l, q, ax, bb[j]);
+            }
+            sp = math::FmaOp::create(b, l, sp, ax, q);
+            q = math::FmaOp::create(b, l, q, ax, one);
+            Value isZero = arith::CmpFOp::create(
+                b, l, arith::CmpFPredicate::OEQ, v, zero);
+            Value s = arith::SelectOp::create(
+                b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
+            // (R - P S / Q) / Q
+            Value ps = arith::DivFOp::create(
+                b, l, arith::MulFOp::create(b, l, p, s), q);
+            y = arith::DivFOp::create(b, l, arith::SubFOp::create(b, l, r, ps),
+                                      q);
+          }
+          y = arith::MulFOp::create(b, l, d, y);
+          if (elt != f32)
+            y = arith::TruncFOp::create(b, l, elt, y);
+          linalg::YieldOp::create(b, l, y);
+        });
+    Value dx = tensor::CollapseShapeOp::create(
+        rewriter, loc, xType, dxOp.getResult(0), gx.reassociation);
+
+    // Coefficient gradients: partial sums over fixed blocks of rows, each
+    // keeping `lanes` channel lanes apart, then one reduction in a fixed
+    // order.
+    int64_t perGroupStatic = gx.type.getDimSize(rank);
+    int64_t lanes = laneCount(perGroupStatic);
+    Value x4 = flattenForPartials(rewriter, loc, x, groups, lanes);
+    Value dy4 = flattenForPartials(rewriter, loc, dy, groups, lanes);
+    Value rows = tensor::DimOp::create(rewriter, loc, x4, 0);
+    Value jDim = tensor::DimOp::create(rewriter, loc, x4, 2);
+    AffineExpr s0 = getAffineSymbolExpr(0, ctx);
+    OpFoldResult numPartials = affine::makeComposedFoldedAffineApply(
+        rewriter, loc, s0.ceilDiv(kGradRowsPerPartial), {rows});
+    SmallVector<OpFoldResult> partialSizes = {
+        numPartials, rewriter.getIndexAttr(groups),
+        rewriter.getIndexAttr(numTerms), rewriter.getIndexAttr(lanes)};
+    Value partialsInit =
+        tensor::EmptyOp::create(rewriter, loc, partialSizes, f32);
+
+    auto forall = scf::ForallOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{numPartials},
+        ValueRange{partialsInit}, std::nullopt);
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(forall.getBody());
+      Value p = forall.getInductionVar(0);
+      AffineExpr d0 = getAffineDimExpr(0, ctx);
+      OpFoldResult offset = affine::makeComposedFoldedAffineApply(
+          rewriter, loc, d0 * kGradRowsPerPartial, {p});
+      OpFoldResult count = affine::makeComposedFoldedAffineMin(
+          rewriter, loc,
+          AffineMap::get(1, 1,
+                         {getAffineConstantExpr(kGradRowsPerPartial, ctx),
+                          s0 - d0 * kGradRowsPerPartial},
+                         ctx),
+          {p, rows});
+      OpFoldResult zeroIdx = rewriter.getIndexAttr(0);
+      OpFoldResult oneIdx = rewriter.getIndexAttr(1);
+      SmallVector<OpFoldResult> offs = {offset, zeroIdx, zeroIdx, zeroIdx};
+      SmallVector<OpFoldResult> sizes = {count, rewriter.getIndexAttr(groups),
+                                         jDim, rewriter.getIndexAttr(lanes)};
+      SmallVector<OpFoldResult> strides(4, oneIdx);
+      Value xs =
+          tensor::ExtractSliceOp::create(rewriter, loc, x4, offs, sizes, strides);
+      Value dys = tensor::ExtractSliceOp::create(rewriter, loc, dy4, offs,
+                                                 sizes, strides);
+
+      // Loops (g, r, j, l): g and l parallel, r and j reduced.
+      auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+      AffineMap elemMap = AffineMap::get(4, 0, {d(1), d(0), d(2), d(3)}, ctx);
+      AffineMap gMap = AffineMap::get(4, 0, {d(0)}, ctx);
+      AffineMap none = AffineMap::get(4, 0, {}, ctx);
+      AffineMap outMap = AffineMap::get(4, 0, {d(0), d(3)}, ctx);
+      SmallVector<Value> ins = {xs, dys};
+      SmallVector<AffineMap> pmaps = {elemMap, elemMap};
+      for (int64_t i = 0; i <= m; ++i) {
+        ins.push_back(extractColumn(rewriter, loc, num, i, shared));
+        pmaps.push_back(shared ? none : gMap);
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        ins.push_back(extractColumn(rewriter, loc, absDen, j, false));
+        pmaps.push_back(gMap);
+      }
+      Value zero = f32Constant(rewriter, loc, 0.0);
+      Value accEmpty = tensor::EmptyOp::create(
+          rewriter, loc, ArrayRef<int64_t>{groups, lanes}, f32);
+      Value accZero =
+          linalg::FillOp::create(rewriter, loc, zero, accEmpty).getResult(0);
+      SmallVector<Value> outs(numTerms, accZero);
+      SmallVector<Type> outTypes(numTerms, accZero.getType());
+      pmaps.append(numTerms, outMap);
+      auto partial = linalg::GenericOp::create(
+          rewriter, loc, outTypes, ins, outs, pmaps,
+          {utils::IteratorType::parallel, utils::IteratorType::reduction,
+           utils::IteratorType::reduction, utils::IteratorType::parallel},
+          [&](OpBuilder &b, Location l, ValueRange args) {
+            Value v = toF32(b, l, args[0]);
+            Value dv = toF32(b, l, args[1]);
+            ValueRange a = args.slice(2, m + 1);
+            ValueRange bb = args.slice(m + 3, n);
+            ValueRange acc = args.take_back(numTerms);
+            Value one = f32Constant(b, l, 1.0);
+            Value p = a[m];
+            for (int64_t i = m - 1; i >= 0; --i)
+              p = math::FmaOp::create(b, l, p, v, a[i]);
+            Value ax = math::AbsFOp::create(b, l, v);
+            Value q = one;
+            if (n > 0) {
+              q = bb[n - 1];
+              for (int64_t j = n - 2; j >= 0; --j)
+                q = math::FmaOp::create(b, l, q, ax, bb[j]);
+              q = math::FmaOp::create(b, l, q, ax, one);
+            }
+            // da_i += dy x^i / Q; db_j += -dy P / Q^2 |x|^j (sign(b_j)
+            // applied once at the end).
+            Value t = arith::DivFOp::create(b, l, dv, q);
+            SmallVector<Value> results;
+            Value term = t;
+            for (int64_t i = 0; i <= m; ++i) {
+              if (i > 0)
+                term = arith::MulFOp::create(b, l, term, v);
+              results.push_back(arith::AddFOp::create(b, l, acc[i], term));
+            }
+            Value u = arith::NegFOp::create(
+                b, l,
+                arith::DivFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
+                                      q));
+            Value uterm = u;
+            for (int64_t j = 0; j < n; ++j) {
+              uterm = arith::MulFOp::create(b, l, uterm, ax);
+              results.push_back(
+                  arith::AddFOp::create(b, l, acc[m + 1 + j], uterm));
+            }
+            linalg::YieldOp::create(b, l, results);
+          });
+      rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
+      Value shared = forall.getRegionIterArgs()[0];
+      for (int64_t k = 0; k < numTerms; ++k) {
+        SmallVector<OpFoldResult> dst = {p, zeroIdx, rewriter.getIndexAttr(k),
+                                         zeroIdx};
+        SmallVector<OpFoldResult> dstSizes = {oneIdx,
+                                              rewriter.getIndexAttr(groups),
+                                              oneIdx,
+                                              rewriter.getIndexAttr(lanes)};
+        tensor::ParallelInsertSliceOp::create(rewriter, loc,
+                                              partial.getResult(k), shared,
+                                              dst, dstSizes, strides);
+      }
+    }
+
+    // Fixed-order sum over partials and lanes (and over groups for a shared
+    // numerator).
+    Value zero = f32Constant(rewriter, loc, 0.0);
+    auto sumInto = [&](Value src, ArrayRef<AffineExpr> srcExprs,
+                       ArrayRef<AffineExpr> outExprs, ArrayRef<int64_t> shape,
+                       unsigned numLoops,
+                       ArrayRef<utils::IteratorType> iterators) -> Value {
+      Value empty = tensor::EmptyOp::create(rewriter, loc, shape, f32);
+      Value init =
+          linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+      auto sum = linalg::GenericOp::create(
+          rewriter, loc, TypeRange{init.getType()}, ValueRange{src},
+          ValueRange{init},
+          ArrayRef<AffineMap>{AffineMap::get(numLoops, 0, srcExprs, ctx),
+                              AffineMap::get(numLoops, 0, outExprs, ctx)},
+          iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+            linalg::YieldOp::create(
+                b, l, arith::AddFOp::create(b, l, args[1], args[0]).getResult());
+          });
+      return sum.getResult(0);
+    };
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    using IT = utils::IteratorType;
+    // Loops (g, k, p, l).
+    Value totals = sumInto(forall.getResult(0), {d(2), d(0), d(1), d(3)},
+                           {d(0), d(1)}, {groups, numTerms}, 4,
+                           {IT::parallel, IT::parallel, IT::reduction,
+                            IT::reduction});
+
+    SmallVector<OpFoldResult> unit(2, rewriter.getIndexAttr(1));
+    Value daTotals = tensor::ExtractSliceOp::create(
+        rewriter, loc, totals,
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(0),
+                               rewriter.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(groups),
+                               rewriter.getIndexAttr(m + 1)},
+        unit);
+    if (shared) {
+      // Loops (i, g).
+      daTotals = sumInto(daTotals, {d(1), d(0)}, {getAffineConstantExpr(0, ctx),
+                                                   d(0)},
+                         {1, m + 1}, 2, {IT::parallel, IT::reduction});
+    }
+    Value da = mapToType(rewriter, loc, daTotals, coeffElt);
+
+    Value db;
+    auto denType = cast<RankedTensorType>(op.getDenominator().getType());
+    if (n == 0) {
+      db = tensor::EmptyOp::create(rewriter, loc, denType.getShape(),
+                                   denType.getElementType());
+    } else {
+      Value dbTotals = tensor::ExtractSliceOp::create(
+          rewriter, loc, totals,
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(0),
+                                 rewriter.getIndexAttr(m + 1)},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(groups),
+                                 rewriter.getIndexAttr(n)},
+          unit);
+      // times sign(b), as torch.sign (0 for 0).
+      Value init = tensor::EmptyOp::create(rewriter, loc, denType.getShape(),
+                                           coeffElt);
+      AffineMap id2 = rewriter.getMultiDimIdentityMap(2);
+      db = linalg::GenericOp::create(
+               rewriter, loc, TypeRange{init.getType()},
+               ValueRange{dbTotals, adaptor.getDenominator()}, ValueRange{init},
+               ArrayRef<AffineMap>{id2, id2, id2},
+               {IT::parallel, IT::parallel},
+               [&](OpBuilder &b, Location l, ValueRange args) {
+                 Value bv = toF32(b, l, args[1]);
+                 Value z = f32Constant(b, l, 0.0);
+                 Value one = f32Constant(b, l, 1.0);
+                 Value sign = math::CopySignOp::create(b, l, one, bv);
+                 Value isZero = arith::CmpFOp::create(
+                     b, l, arith::CmpFPredicate::OEQ, bv, z);
+                 sign = arith::SelectOp::create(b, l, isZero, z, sign);
+                 Value r = arith::MulFOp::create(b, l, args[0], sign);
+                 if (coeffElt != f32)
+                   r = arith::TruncFOp::create(b, l, coeffElt, r);
+                 linalg::YieldOp::create(b, l, r);
+               })
+               .getResult(0);
+    }
+    rewriter.replaceOp(op, {dx, da, db});
+    return success();
+  }
+
+  /// `src` (f32) rounded to `elt` when that is narrower.
+  static Value mapToType(OpBuilder &b, Location loc, Value src, Type elt) {
+    if (elt.isF32())
+      return src;
+    auto type = cast<RankedTensorType>(src.getType());
+    Value init = tensor::EmptyOp::create(b, loc, type.getShape(), elt);
+    AffineMap id = b.getMultiDimIdentityMap(2);
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{init.getType()}, ValueRange{src},
+               ValueRange{init}, ArrayRef<AffineMap>{id, id},
+               {utils::IteratorType::parallel, utils::IteratorType::parallel},
+               [&](OpBuilder &nb, Location l, ValueRange args) {
+                 linalg::YieldOp::create(
+                     nb, l, arith::TruncFOp::create(nb, l, elt, args[0])
+                                .getResult());
+               })
+        .getResult(0);
+  }
+};
+
 struct ConvertKANToLinalgPass
     : moka::impl::ConvertKANToLinalgPassBase<ConvertKANToLinalgPass> {
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
     target.addIllegalDialect<kan::KANDialect>();
-    target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
-                           linalg::LinalgDialect, math::MathDialect,
+    target.addLegalDialect<affine::AffineDialect, arith::ArithDialect,
+                           cf::ControlFlowDialect, linalg::LinalgDialect,
+                           math::MathDialect, scf::SCFDialect,
                            tensor::TensorDialect>();
     RewritePatternSet patterns(ctx);
     populateKANToLinalgConversionPatterns(patterns);
@@ -205,5 +616,6 @@ struct ConvertKANToLinalgPass
 } // namespace
 
 void moka::populateKANToLinalgConversionPatterns(RewritePatternSet &patterns) {
-  patterns.add<RationalOpLowering>(patterns.getContext());
+  patterns.add<RationalOpLowering, RationalGradOpLowering>(
+      patterns.getContext());
 }

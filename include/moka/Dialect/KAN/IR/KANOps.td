@@ -27,7 +27,9 @@ def KAN_Basis : I32EnumAttr<"Basis", "basis of a KAN layer", [
 }
 
 def KAN_RationalOp : KAN_Op<"rational", [
-    Pure, AllTypesMatch<["input", "result"]>]> {
+    Pure, AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+                              ["reifyResultShapes"]>]> {
   let summary = "Group-rational activation (KAT's GR-KAN)";
   let description = [{
     Applies a learnable rational function to every element of a channels-last
@@ -160,7 +162,10 @@ def KAN_RationalGradOp : KAN_Op<"rational_grad", [
   let hasVerifier = 1;
 }
 
-def KAN_LayerOp : KAN_Op<"layer", [Pure, AttrSizedOperandSegments]> {
+def KAN_LayerOp : KAN_Op<"layer", [
+    Pure, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+                              ["reifyResultShapes"]>]> {
   let summary = "KAN layer: a basis expansion followed by a matrix product";
   let description = [{
     Computes, for a channels-last input `x[..., Cin]`,

@@ -1,0 +1,190 @@
+//===- ExpandLayers.cpp - kan.layer to basis expansions and products ------===//
+//
+// Expands `kan.layer` into element-wise basis expansions and contractions on
+// tensors.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moka/Dialect/KAN/Transforms/Passes.h"
+#include "moka/Dialect/KAN/Transforms/Transforms.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace moka::kan {
+#define GEN_PASS_DEF_KANEXPANDLAYERSPASS
+#include "moka/Dialect/KAN/Transforms/Passes.h.inc"
+} // namespace moka::kan
+
+using namespace mlir;
+using namespace moka::kan;
+
+namespace {
+
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  if (v.getType().isF32())
+    return v;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+}
+
+/// An all-parallel generic over `sizes` (one loop per size) producing an f32
+/// tensor of those sizes from `inputs` read through `maps`; `body` gets the
+/// input elements and returns the result element.
+Value mapGeneric(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                 ValueRange inputs, ArrayRef<AffineMap> maps, Type resultElt,
+                 function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  Value init = tensor::EmptyOp::create(b, loc, sizes, resultElt);
+  unsigned loops = sizes.size();
+  SmallVector<AffineMap> allMaps(maps);
+  allMaps.push_back(b.getMultiDimIdentityMap(loops));
+  SmallVector<utils::IteratorType> iterators(loops,
+                                             utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, inputs, ValueRange{init}, allMaps,
+      iterators, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        linalg::YieldOp::create(nb, nl, body(nb, nl, args.drop_back()));
+      });
+  return generic.getResult(0);
+}
+
+/// acc[lead..., o] += sum_{i[, k]} lhs[lead..., i[, k]] * w[o, i[, k]], in
+/// f32.
+Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
+               bool hasK) {
+  MLIRContext *ctx = b.getContext();
+  int64_t lead = cast<RankedTensorType>(acc.getType()).getRank() - 1;
+  unsigned loops = lead + 2 + (hasK ? 1 : 0);
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  unsigned o = lead, i = lead + 1, k = lead + 2;
+  SmallVector<AffineExpr> lhsExprs, wExprs = {d(o), d(i)}, outExprs;
+  for (unsigned l = 0; l < lead; ++l) {
+    lhsExprs.push_back(d(l));
+    outExprs.push_back(d(l));
+  }
+  lhsExprs.push_back(d(i));
+  outExprs.push_back(d(o));
+  if (hasK) {
+    lhsExprs.push_back(d(k));
+    wExprs.push_back(d(k));
+  }
+  SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, lhsExprs, ctx),
+                                 AffineMap::get(loops, 0, wExprs, ctx),
+                                 AffineMap::get(loops, 0, outExprs, ctx)};
+  SmallVector<utils::IteratorType> iterators(lead + 1,
+                                             utils::IteratorType::parallel);
+  iterators.append(hasK ? 2 : 1, utils::IteratorType::reduction);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{acc.getType()}, ValueRange{lhs, w}, ValueRange{acc},
+      maps, iterators, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value prod = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
+                                           toF32(nb, nl, args[1]));
+        linalg::YieldOp::create(nb, nl,
+                                arith::AddFOp::create(nb, nl, args[2], prod)
+                                    .getResult());
+      });
+  return generic.getResult(0);
+}
+
+struct ExpandLayer : OpRewritePattern<LayerOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LayerOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value x = op.getInput();
+    auto xType = cast<RankedTensorType>(x.getType());
+    Type elt = xType.getElementType();
+    Type f32 = rewriter.getF32Type();
+    int64_t rank = xType.getRank();
+
+    SmallVector<OpFoldResult> xSizes = tensor::getMixedSizes(rewriter, loc, x);
+    SmallVector<OpFoldResult> outSizes(xSizes.begin(), xSizes.end() - 1);
+    outSizes.push_back(
+        tensor::getMixedSize(rewriter, loc, op.getWeight(), 0));
+    unsigned outLoops = outSizes.size();
+
+    // Accumulator: the broadcast bias, or zero.
+    Value acc;
+    if (Value bias = op.getBias()) {
+      AffineMap biasMap = AffineMap::get(
+          outLoops, 0, {getAffineDimExpr(outLoops - 1, ctx)}, ctx);
+      acc = mapGeneric(rewriter, loc, outSizes, bias, biasMap, f32,
+                       [](OpBuilder &b, Location l, ValueRange args) {
+                         return toF32(b, l, args[0]);
+                       });
+    } else {
+      Value empty = tensor::EmptyOp::create(rewriter, loc, outSizes, f32);
+      Value zero =
+          arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0));
+      acc = linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    }
+
+    AffineMap xIdentity = rewriter.getMultiDimIdentityMap(rank);
+    if (Value base = op.getBaseWeight()) {
+      Value silu = mapGeneric(rewriter, loc, xSizes, x, xIdentity, f32,
+                              [](OpBuilder &b, Location l, ValueRange args) {
+                                return buildSiLU(b, l, toF32(b, l, args[0]));
+                              });
+      acc = contract(rewriter, loc, silu, base, acc, /*hasK=*/false);
+    }
+
+    if (op.getBasis() == Basis::rational) {
+      auto numType = cast<RankedTensorType>(op.getNumerator().getType());
+      auto denType = cast<RankedTensorType>(op.getDenominator().getType());
+      Value act = RationalOp::create(
+          rewriter, loc, xType, x, op.getNumerator(), op.getDenominator(),
+          rewriter.getI64IntegerAttr(numType.getDimSize(1) - 1),
+          rewriter.getI64IntegerAttr(denType.getDimSize(1)));
+      acc = contract(rewriter, loc, act, op.getWeight(), acc,
+                     /*hasK=*/false);
+    } else {
+      BasisParams params = BasisParams::get(op);
+      SmallVector<OpFoldResult> phiSizes(xSizes);
+      phiSizes.push_back(rewriter.getIndexAttr(params.numFunctions));
+      SmallVector<AffineExpr> xExprs;
+      for (int64_t i = 0; i < rank; ++i)
+        xExprs.push_back(getAffineDimExpr(i, ctx));
+      AffineMap xMap = AffineMap::get(rank + 1, 0, xExprs, ctx);
+      Value phi = mapGeneric(
+          rewriter, loc, phiSizes, x, xMap, f32,
+          [&](OpBuilder &b, Location l, ValueRange args) {
+            Value k = linalg::IndexOp::create(b, l, rank);
+            return buildBasisFunction(b, l, params, toF32(b, l, args[0]), k);
+          });
+      acc = contract(rewriter, loc, phi, op.getWeight(), acc, /*hasK=*/true);
+    }
+
+    if (elt != f32) {
+      AffineMap id = rewriter.getMultiDimIdentityMap(outLoops);
+      acc = mapGeneric(rewriter, loc, outSizes, acc, id, elt,
+                       [&](OpBuilder &b, Location l, ValueRange args) {
+                         return arith::TruncFOp::create(b, l, elt, args[0])
+                             .getResult();
+                       });
+    }
+    if (acc.getType() != op.getType())
+      acc = tensor::CastOp::create(rewriter, loc, op.getType(), acc);
+    rewriter.replaceOp(op, acc);
+    return success();
+  }
+};
+
+struct KANExpandLayersPass
+    : moka::kan::impl::KANExpandLayersPassBase<KANExpandLayersPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateExpandLayerPatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void moka::kan::populateExpandLayerPatterns(RewritePatternSet &patterns) {
+  patterns.add<ExpandLayer>(patterns.getContext());
+}

@@ -1,0 +1,69 @@
+//===- Passes.td - Transformations of the `kan` dialect ----*- tablegen -*-===//
+//
+// Passes that rewrite and fuse `kan` operations.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOKA_DIALECT_KAN_TRANSFORMS_PASSES_TD
+#define MOKA_DIALECT_KAN_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KANExpandLayersPass : Pass<"kan-expand-layers"> {
+  let summary = "Expand kan.layer into its basis expansion and matrix products";
+  let description = [{
+    Rewrites every `kan.layer` as the operations it is made of, on tensors:
+
+    - the basis expansion: `kan.rational` for the rational basis, an
+      all-parallel `linalg.generic` producing `phi[..., Cin, K]` (in `f32`)
+      for the others, and `silu(x)` for a base branch;
+    - one contraction (`linalg.generic` with reduction iterators, `f32`
+      accumulator) per branch, chained through their destination operands,
+      starting from the broadcast bias or zero;
+    - a final rounding to the element type for `f16` and `bf16`.
+
+    The basis expansions are element-wise producers of the contractions, the
+    shape `kan-fuse-into-contractions` fuses into their operand loads.
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::linalg::LinalgDialect",
+    "mlir::math::MathDialect",
+    "mlir::tensor::TensorDialect",
+  ];
+}
+
+def KANFuseIntoContractionsPass
+    : Pass<"kan-fuse-into-contractions", "mlir::func::FuncOp"> {
+  let summary = "Fuse KAN activations into the matrix products around them";
+  let description = [{
+    Tiles every contraction (a `linalg` op with reduction iterators) whose
+    operands are produced by an element-wise KAN basis (`kan.rational` or an
+    all-parallel `linalg.generic`, such as the basis expansions of
+    `kan-expand-layers`) along its leading parallel dimensions with
+    `scf.forall`, and fuses those producers into the tile through
+    `TilingInterface` (upstream tile-and-fuse): each tile computes the
+    activation of its own rows right before the matrix product reads them, so
+    the full activation tensor is never written to memory.
+
+    A `kan.rational` whose input is produced by a contraction (KAT's
+    `fc1 -> rational`) takes that contraction into the same tile as its
+    epilogue; a chain `fc1 -> rational -> fc2` becomes one loop nest in which
+    the hidden activation exists one tile at a time.
+
+    Operations that are already inside an `scf.forall` are left alone.
+  }];
+  let options = [
+    Option<"rowTile", "row-tile", "int64_t", /*default=*/"32",
+           "Rows (leading parallel iterations) per fused tile">,
+  ];
+  let dependentDialects = [
+    "mlir::affine::AffineDialect",
+    "mlir::arith::ArithDialect",
+    "mlir::linalg::LinalgDialect",
+    "mlir::scf::SCFDialect",
+    "mlir::tensor::TensorDialect",
+  ];
+}
+
+#endif // MOKA_DIALECT_KAN_TRANSFORMS_PASSES_TD
