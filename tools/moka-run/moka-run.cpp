@@ -14,6 +14,7 @@
 #include "moka/InitAll.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Runtime/Allocator.h"
+#include "moka/Runtime/MemRefCopy.h"
 #include "moka/Runtime/Npy.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -245,6 +246,9 @@ int main(int argc, char **argv) {
                                llvm::JITSymbolFlags::Exported};
     map[interner("free")] = {llvm::orc::ExecutorAddr::fromPtr(&mokaFree),
                              llvm::JITSymbolFlags::Exported};
+    map[interner("memrefCopy")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&mokaMemRefCopy),
+        llvm::JITSymbolFlags::Exported};
     return map;
   });
 

@@ -372,15 +372,19 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     AffineExpr s0 = getAffineSymbolExpr(0, ctx);
     OpFoldResult numPartials = affine::makeComposedFoldedAffineApply(
         rewriter, loc, s0.ceilDiv(kGradRowsPerPartial), {rows});
+    // One [P, G, L] tensor of partials per coefficient: each shared output of
+    // the forall then has exactly one parallel_insert_slice.
     SmallVector<OpFoldResult> partialSizes = {
         numPartials, rewriter.getIndexAttr(groups),
-        rewriter.getIndexAttr(numTerms), rewriter.getIndexAttr(lanes)};
-    Value partialsInit =
-        tensor::EmptyOp::create(rewriter, loc, partialSizes, f32);
+        rewriter.getIndexAttr(lanes)};
+    SmallVector<Value> partialsInit;
+    for (int64_t k = 0; k < numTerms; ++k)
+      partialsInit.push_back(
+          tensor::EmptyOp::create(rewriter, loc, partialSizes, f32));
 
     auto forall = scf::ForallOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{numPartials},
-        ValueRange{partialsInit}, std::nullopt);
+        rewriter, loc, ArrayRef<OpFoldResult>{numPartials}, partialsInit,
+        std::nullopt);
     {
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(forall.getBody());
@@ -423,12 +427,16 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         pmaps.push_back(gMap);
       }
       Value zero = f32Constant(rewriter, loc, 0.0);
-      Value accEmpty = tensor::EmptyOp::create(
-          rewriter, loc, ArrayRef<int64_t>{groups, lanes}, f32);
-      Value accZero =
-          linalg::FillOp::create(rewriter, loc, zero, accEmpty).getResult(0);
-      SmallVector<Value> outs(numTerms, accZero);
-      SmallVector<Type> outTypes(numTerms, accZero.getType());
+      // One zero-filled accumulator per coefficient, each its own tensor so
+      // that bufferization gives each its own buffer.
+      SmallVector<Value> outs;
+      for (int64_t k = 0; k < numTerms; ++k) {
+        Value accEmpty = tensor::EmptyOp::create(
+            rewriter, loc, ArrayRef<int64_t>{groups, lanes}, f32);
+        outs.push_back(linalg::FillOp::create(rewriter, loc, zero, accEmpty)
+                           .getResult(0));
+      }
+      SmallVector<Type> outTypes(numTerms, outs.front().getType());
       pmaps.append(numTerms, outMap);
       auto partial = linalg::GenericOp::create(
           rewriter, loc, outTypes, ins, outs, pmaps,
@@ -475,17 +483,14 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
             linalg::YieldOp::create(b, l, results);
           });
       rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
-      Value shared = forall.getRegionIterArgs()[0];
       for (int64_t k = 0; k < numTerms; ++k) {
-        SmallVector<OpFoldResult> dst = {p, zeroIdx, rewriter.getIndexAttr(k),
-                                         zeroIdx};
-        SmallVector<OpFoldResult> dstSizes = {oneIdx,
-                                              rewriter.getIndexAttr(groups),
-                                              oneIdx,
-                                              rewriter.getIndexAttr(lanes)};
-        tensor::ParallelInsertSliceOp::create(rewriter, loc,
-                                              partial.getResult(k), shared,
-                                              dst, dstSizes, strides);
+        SmallVector<OpFoldResult> dst = {p, zeroIdx, zeroIdx};
+        SmallVector<OpFoldResult> dstSizes = {
+            oneIdx, rewriter.getIndexAttr(groups), rewriter.getIndexAttr(lanes)};
+        SmallVector<OpFoldResult> unitStrides(3, oneIdx);
+        tensor::ParallelInsertSliceOp::create(
+            rewriter, loc, partial.getResult(k), forall.getRegionIterArgs()[k],
+            dst, dstSizes, unitStrides);
       }
     }
 
@@ -512,11 +517,24 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     };
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     using IT = utils::IteratorType;
-    // Loops (g, k, p, l).
-    Value totals = sumInto(forall.getResult(0), {d(2), d(0), d(1), d(3)},
-                           {d(0), d(1)}, {groups, numTerms}, 4,
-                           {IT::parallel, IT::parallel, IT::reduction,
-                            IT::reduction});
+    // Per coefficient, loops (g, p, l); the sums become the columns of
+    // totals[G, K].
+    Value totalsEmpty = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<int64_t>{groups, numTerms}, f32);
+    Value totals = totalsEmpty;
+    for (int64_t k = 0; k < numTerms; ++k) {
+      Value column =
+          sumInto(forall.getResult(k), {d(1), d(0), d(2)}, {d(0)}, {groups}, 3,
+                  {IT::parallel, IT::reduction, IT::reduction});
+      totals = tensor::InsertSliceOp::create(
+          rewriter, loc, column, totals,
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(0),
+                                 rewriter.getIndexAttr(k)},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(groups),
+                                 rewriter.getIndexAttr(1)},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1),
+                                 rewriter.getIndexAttr(1)});
+    }
 
     SmallVector<OpFoldResult> unit(2, rewriter.getIndexAttr(1));
     Value daTotals = tensor::ExtractSliceOp::create(
