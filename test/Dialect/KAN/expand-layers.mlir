@@ -1,0 +1,52 @@
+// RUN: moka-opt %s --kan-expand-layers --canonicalize --cse | FileCheck %s
+
+// The rational layer: the broadcast bias is the accumulator, kan.rational
+// stays an op (so that fusion sees it) and feeds one contraction.
+// CHECK-DAG: #[[$BIAS:.*]] = affine_map<(d0, d1) -> (d1)>
+// CHECK-DAG: #[[$LHS:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[$W:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[$OUT:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @rational
+// CHECK:         %[[ACC:.*]] = linalg.generic {indexing_maps = [#[[$BIAS]], {{.*}}], iterator_types = ["parallel", "parallel"]} ins(%arg2 : tensor<64xf32>)
+// CHECK:         %[[ACT:.*]] = kan.rational %arg0, %arg3, %arg4
+// CHECK:         linalg.generic {indexing_maps = [#[[$LHS]], #[[$W]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[ACT]], %arg1 : tensor<?x32xf32>, tensor<64x32xf32>) outs(%[[ACC]] : tensor<?x64xf32>)
+// CHECK:           arith.mulf
+// CHECK:           arith.addf
+// CHECK-NOT:     kan.layer
+func.func @rational(%x: tensor<?x32xf32>, %w: tensor<64x32xf32>, %b: tensor<64xf32>, %num: tensor<8x6xf32>, %den: tensor<8x4xf32>) -> tensor<?x64xf32> {
+  %y = kan.layer rational %x, %w bias(%b : tensor<64xf32>) coefficients(%num, %den : tensor<8x6xf32>, tensor<8x4xf32>) : tensor<?x32xf32>, tensor<64x32xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// B-spline with its base branch in f16: zero accumulator, SiLU branch, the
+// basis expansion phi[4, 32, 8] indexed by the basis function, the spline
+// contraction reducing over (Cin, K) in f32, one rounding to f16.
+// CHECK-LABEL: func.func @bspline
+// CHECK:         %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<4x64xf32>)
+// CHECK:         %[[SILU:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<4x32xf16>) outs(%{{.*}} : tensor<4x32xf32>)
+// CHECK:           math.exp
+// CHECK:         %[[BASE:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[SILU]], %arg2 : tensor<4x32xf32>, tensor<64x32xf16>) outs(%[[ZERO]] : tensor<4x64xf32>)
+// CHECK:         %[[PHI:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel"]} ins(%arg0 : tensor<4x32xf16>) outs(%{{.*}} : tensor<4x32x8xf32>)
+// CHECK:           linalg.index 2
+// CHECK:           arith.cmpf oge
+// CHECK:           arith.cmpf olt
+// CHECK:         %[[SPL:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%[[PHI]], %arg1 : tensor<4x32x8xf32>, tensor<64x32x8xf16>) outs(%[[BASE]] : tensor<4x64xf32>)
+// CHECK:         linalg.generic {{.*}} ins(%[[SPL]] : tensor<4x64xf32>) outs(%{{.*}} : tensor<4x64xf16>)
+// CHECK:           arith.truncf
+func.func @bspline(%x: tensor<4x32xf16>, %w: tensor<64x32x8xf16>, %wb: tensor<64x32xf16>) -> tensor<4x64xf16> {
+  %y = kan.layer bspline %x, %w base(%wb : tensor<64x32xf16>) : tensor<4x32xf16>, tensor<64x32x8xf16> -> tensor<4x64xf16>
+  return %y : tensor<4x64xf16>
+}
+
+// Chebyshev, Fourier and RBF expansions: tanh; cos and sin; exp.
+// CHECK-LABEL: func.func @others
+// CHECK:         math.tanh
+// CHECK:         math.cos
+// CHECK:         math.sin
+// CHECK:         math.exp
+func.func @others(%x: tensor<4x32xf32>, %wc: tensor<8x32x4xf32>, %wf: tensor<8x32x6xf32>, %wr: tensor<8x32x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>) {
+  %c = kan.layer chebyshev %x, %wc : tensor<4x32xf32>, tensor<8x32x4xf32> -> tensor<4x8xf32>
+  %f = kan.layer fourier %x, %wf {grid_size = 3 : i64} : tensor<4x32xf32>, tensor<8x32x6xf32> -> tensor<4x8xf32>
+  %r = kan.layer rbf %x, %wr : tensor<4x32xf32>, tensor<8x32x8xf32> -> tensor<4x8xf32>
+  return %c, %f, %r : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
+}
