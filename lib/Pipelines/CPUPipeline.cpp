@@ -58,6 +58,10 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Accumulator tiles read and written around a reduction loop become loop
+  // carried vectors (registers).
+  pm.addPass(createLoopInvariantSubsetHoistingPass());
+  pm.addPass(createCanonicalizerPass());
 }
 
 void moka::buildCPUPipeline(OpPassManager &pm,

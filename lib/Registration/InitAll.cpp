@@ -136,6 +136,7 @@ void moka::registerMokaPasses() {
   registerCanonicalizerPass();
   registerCSEPass();
   registerLoopInvariantCodeMotionPass();
+  registerLoopInvariantSubsetHoistingPass();
   registerSymbolDCEPass();
   bufferization::registerOneShotBufferizePass();
   bufferization::registerOwnershipBasedBufferDeallocationPass();

@@ -41,13 +41,51 @@ bool isInsideForall(Operation *op) {
   return op->getParentOfType<scf::ForallOp>() != nullptr;
 }
 
+/// Register tile of a contraction: rows x output columns of accumulators.
+/// 8 x 32 f32 is 16 AVX-512 registers (or 32 AVX2 ones), leaving room for
+/// the broadcast row values and the two weight vectors of each step.
+constexpr int64_t kContractionRows = 8;
+constexpr int64_t kContractionCols = 32;
+/// Reduction block: 256 steps of a 32-column weight panel are 32 KiB, an L1
+/// data cache.
+constexpr int64_t kContractionDepth = 256;
+
+/// The loops of a contraction that has an outer-product register tile: the
+/// output's innermost dimension `col` is a parallel loop (contiguous in the
+/// output), `row` the parallel loop of the output's next dimension.
+struct ContractionLoops {
+  unsigned row;
+  unsigned col;
+  SmallVector<unsigned> reductions;
+};
+
+std::optional<ContractionLoops> matchContraction(linalg::LinalgOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInits() != 1 ||
+      op.getNumDpsInputs() != 2 || op.getNumReductionLoops() == 0)
+    return std::nullopt;
+  AffineMap out = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  if (!out.isProjectedPermutation() || out.getNumResults() < 2)
+    return std::nullopt;
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  ContractionLoops loops;
+  loops.col = out.getDimPosition(out.getNumResults() - 1);
+  loops.row = out.getDimPosition(out.getNumResults() - 2);
+  for (auto [i, it] : llvm::enumerate(iterators))
+    if (linalg::isReductionIterator(it))
+      loops.reductions.push_back(i);
+  return loops;
+}
+
 /// Tiles `op` with `tileSizes` (0: not tiled) and replaces it; returns the
 /// tiled operation.
 FailureOr<linalg::LinalgOp> tile(RewriterBase &rewriter, linalg::LinalgOp op,
                                  ArrayRef<int64_t> tileSizes,
-                                 scf::SCFTilingOptions::LoopType loopType) {
+                                 scf::SCFTilingOptions::LoopType loopType,
+                                 ArrayRef<int64_t> interchange = {}) {
   scf::SCFTilingOptions options;
   options.setLoopType(loopType);
+  if (!interchange.empty())
+    options.setInterchange(interchange);
   options.setTileSizes(
       getAsIndexOpFoldResult(rewriter.getContext(), tileSizes));
   rewriter.setInsertionPoint(op);
@@ -93,7 +131,12 @@ struct TileAndVectorizePass
       // innermost dimension does not get an oversized, fully masked vector.
       SmallVector<int64_t> ranges = op.getStaticLoopRanges();
       SmallVector<int64_t> vecSizes(ranges.size(), 1);
-      vecSizes.back() = vectorSize;
+      if (std::optional<ContractionLoops> c = matchContraction(op)) {
+        vecSizes[c->row] = kContractionRows;
+        vecSizes[c->col] = kContractionCols;
+      } else {
+        vecSizes.back() = vectorSize;
+      }
       bool needsMask = false;
       for (auto [i, r] : llvm::enumerate(ranges)) {
         if (ShapedType::isDynamic(r)) {
@@ -120,6 +163,8 @@ struct TileAndVectorizePass
   /// vectors; returns the innermost tile.
   FailureOr<linalg::LinalgOp> schedule(RewriterBase &rewriter,
                                        linalg::LinalgOp op) {
+    if (std::optional<ContractionLoops> c = matchContraction(op))
+      return scheduleContraction(rewriter, op, *c);
     unsigned rank = op.getNumLoops();
     int64_t staticSize = 1;
     bool dynamic = false;
@@ -166,6 +211,57 @@ struct TileAndVectorizePass
                              : std::min<int64_t>(vectorSize, inner);
     return tile(rewriter, current, vectorTiles,
                 scf::SCFTilingOptions::LoopType::ForOp);
+  }
+
+  /// Outer-product schedule of a contraction: rows over threads (unless the
+  /// op is already a fused tile), the first reduction loop in blocks of
+  /// `kContractionDepth`, then for each column panel and row block a loop
+  /// over the reduction with an 8 x 32 register tile of accumulators; the
+  /// accumulators' reads and writes are hoisted out of that loop later.
+  FailureOr<linalg::LinalgOp>
+  scheduleContraction(RewriterBase &rewriter, linalg::LinalgOp op,
+                      const ContractionLoops &c) {
+    unsigned rank = op.getNumLoops();
+    SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+    linalg::LinalgOp current = op;
+    if (!isInsideForall(op)) {
+      SmallVector<int64_t> threadTiles(rank, 0);
+      for (unsigned i = 0; i < rank; ++i)
+        if (linalg::isParallelIterator(iterators[i]) && i != c.col)
+          threadTiles[i] = 1;
+      threadTiles[c.row] = 4 * kContractionRows;
+      FailureOr<linalg::LinalgOp> tiled =
+          tile(rewriter, current, threadTiles,
+               scf::SCFTilingOptions::LoopType::ForallOp);
+      if (failed(tiled))
+        return failure();
+      current = *tiled;
+    }
+
+    SmallVector<int64_t> depthTiles(rank, 0);
+    depthTiles[c.reductions.front()] = kContractionDepth;
+    FailureOr<linalg::LinalgOp> blocked =
+        tile(rewriter, current, depthTiles,
+             scf::SCFTilingOptions::LoopType::ForOp);
+    if (failed(blocked))
+      return failure();
+
+    // Register tile; loops ordered (other parallel loops, columns, rows,
+    // reductions) so that a weight panel stays in L1 across row blocks.
+    SmallVector<int64_t> regTiles(rank, 1);
+    regTiles[c.row] = kContractionRows;
+    regTiles[c.col] = kContractionCols;
+    SmallVector<int64_t> interchange;
+    for (unsigned i = 0; i < rank; ++i)
+      if (linalg::isParallelIterator(iterators[i]) && i != c.row &&
+          i != c.col)
+        interchange.push_back(i);
+    interchange.push_back(c.col);
+    interchange.push_back(c.row);
+    for (unsigned r : c.reductions)
+      interchange.push_back(r);
+    return tile(rewriter, *blocked, regTiles,
+                scf::SCFTilingOptions::LoopType::ForOp, interchange);
   }
 };
 

@@ -50,16 +50,33 @@ Value mapGeneric(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
   return generic.getResult(0);
 }
 
+/// `w[o, i[, k]]` with the output channels moved innermost, `[i[, k], o]`,
+/// so that a tile of output channels is contiguous in memory.
+Value outputChannelsLast(OpBuilder &b, Location loc, Value w) {
+  auto type = cast<RankedTensorType>(w.getType());
+  int64_t rank = type.getRank();
+  SmallVector<int64_t> perm;
+  for (int64_t d = 1; d < rank; ++d)
+    perm.push_back(d);
+  perm.push_back(0);
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d : perm)
+    sizes.push_back(tensor::getMixedSize(b, loc, w, d));
+  Value init = tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
+  return linalg::TransposeOp::create(b, loc, w, init, perm).getResult()[0];
+}
+
 /// acc[lead..., o] += sum_{i[, k]} lhs[lead..., i[, k]] * w[o, i[, k]], in
-/// f32.
+/// f32, reading the weight through its `[i[, k], o]` transpose.
 Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
                bool hasK) {
   MLIRContext *ctx = b.getContext();
+  Value wt = outputChannelsLast(b, loc, w);
   int64_t lead = cast<RankedTensorType>(acc.getType()).getRank() - 1;
   unsigned loops = lead + 2 + (hasK ? 1 : 0);
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
   unsigned o = lead, i = lead + 1, k = lead + 2;
-  SmallVector<AffineExpr> lhsExprs, wExprs = {d(o), d(i)}, outExprs;
+  SmallVector<AffineExpr> lhsExprs, wExprs = {d(i)}, outExprs;
   for (unsigned l = 0; l < lead; ++l) {
     lhsExprs.push_back(d(l));
     outExprs.push_back(d(l));
@@ -70,6 +87,7 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
     lhsExprs.push_back(d(k));
     wExprs.push_back(d(k));
   }
+  wExprs.push_back(d(o));
   SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, lhsExprs, ctx),
                                  AffineMap::get(loops, 0, wExprs, ctx),
                                  AffineMap::get(loops, 0, outExprs, ctx)};
@@ -77,7 +95,7 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
                                              utils::IteratorType::parallel);
   iterators.append(hasK ? 2 : 1, utils::IteratorType::reduction);
   auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{acc.getType()}, ValueRange{lhs, w}, ValueRange{acc},
+      b, loc, TypeRange{acc.getType()}, ValueRange{lhs, wt}, ValueRange{acc},
       maps, iterators, [&](OpBuilder &nb, Location nl, ValueRange args) {
         Value prod = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
                                            toF32(nb, nl, args[1]));
