@@ -7,6 +7,8 @@ PKGS=(
   llvm-22-dev llvm-22-tools libmlir-22-dev libmlir-22 mlir-22-tools
   clang-22 libomp-22-dev libgtest-dev
   python3 python3-numpy python3-pytest python3-torch
+  # The BLAS the benchmarks compare against (numpy and PyTorch pick it up).
+  libopenblas0-pthread
 )
 
 missing=()

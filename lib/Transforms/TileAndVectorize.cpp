@@ -13,8 +13,14 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
+#include "mlir/Interfaces/VectorInterfaces.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
 #define DEBUG_TYPE "moka-tile-and-vectorize"
@@ -101,6 +107,40 @@ FailureOr<linalg::LinalgOp> tile(RewriterBase &rewriter, linalg::LinalgOp op,
   return tiledOp;
 }
 
+/// Drops the unit loops of a register tile (generalizing a named op first);
+/// returns the new op, or failure (nothing changed) if there are none.
+FailureOr<linalg::LinalgOp> dropUnitLoops(RewriterBase &rewriter,
+                                          linalg::LinalgOp op) {
+  if (llvm::none_of(op.getStaticLoopRanges(),
+                    [](int64_t r) { return r == 1; }))
+    return failure();
+  rewriter.setInsertionPoint(op);
+  auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
+  if (!generic) {
+    FailureOr<linalg::GenericOp> g = linalg::generalizeNamedOp(rewriter, op);
+    if (failed(g))
+      return failure();
+    generic = *g;
+  }
+  // A contraction may fuse its multiply and add (named ops carry no flags).
+  generic.getRegion().walk([](arith::ArithFastMathInterface fm) {
+    if (isa<arith::MulFOp, arith::AddFOp>(fm.getOperation()))
+      fm->setAttr(fm.getFastMathAttrName(),
+                  arith::FastMathFlagsAttr::get(
+                      fm->getContext(), fm.getFastMathFlagsAttr().getValue() |
+                                            arith::FastMathFlags::contract));
+  });
+  linalg::ControlDropUnitDims control;
+  control.rankReductionStrategy =
+      linalg::ControlDropUnitDims::RankReductionStrategy::ExtractInsertSlice;
+  FailureOr<linalg::DropUnitDimsResult> result =
+      linalg::dropUnitDims(rewriter, generic, control);
+  if (failed(result))
+    return linalg::LinalgOp(generic);
+  rewriter.replaceOp(generic, result->replacements);
+  return cast<linalg::LinalgOp>(result->resultOp.getOperation());
+}
+
 struct TileAndVectorizePass
     : moka::impl::TileAndVectorizePassBase<TileAndVectorizePass> {
   using Base::Base;
@@ -118,14 +158,32 @@ struct TileAndVectorizePass
     });
 
     IRRewriter rewriter(&getContext());
-    SmallVector<linalg::LinalgOp> tiles;
-    for (linalg::LinalgOp op : candidates) {
-      FailureOr<linalg::LinalgOp> tiled = schedule(rewriter, op);
-      if (failed(tiled))
+    for (linalg::LinalgOp op : candidates)
+      if (failed(schedule(rewriter, op)))
         return signalPassFailure();
-      tiles.push_back(*tiled);
-    }
 
+    // Partial register tiles are split off so that full ones vectorize
+    // without masks (masked accumulators would not be hoisted into
+    // registers); the canonicalizer then gives the full tiles static shapes.
+    for (scf::ForOp loop : peelCandidates) {
+      scf::ForOp partial;
+      (void)scf::peelForLoopAndSimplifyBounds(rewriter, loop, partial);
+    }
+    peelCandidates.clear();
+    RewritePatternSet patterns(&getContext());
+    for (Dialect *dialect : getContext().getLoadedDialects())
+      dialect->getCanonicalizationPatterns(patterns);
+    for (RegisteredOperationName op :
+         getContext().getRegisteredOperations())
+      op.getCanonicalizationPatterns(patterns, &getContext());
+    if (failed(applyPatternsGreedily(func, std::move(patterns))))
+      return signalPassFailure();
+
+    SmallVector<linalg::LinalgOp> tiles;
+    func.walk([&](linalg::LinalgOp op) {
+      if (isCandidate(op))
+        tiles.push_back(op);
+    });
     for (linalg::LinalgOp op : tiles) {
       // Clamp the vector shape to the tile's static extent so a small static
       // innermost dimension does not get an oversized, fully masked vector.
@@ -134,6 +192,21 @@ struct TileAndVectorizePass
       if (std::optional<ContractionLoops> c = matchContraction(op)) {
         vecSizes[c->row] = kContractionRows;
         vecSizes[c->col] = kContractionCols;
+        // The register tile's unit loops (the reduction step, outer rows) are
+        // dropped first: the tile becomes an element-wise rows x columns
+        // update, whose vectors are whole rows of output columns rather than
+        // n-D vectors with a trailing unit dimension.
+        FailureOr<linalg::LinalgOp> reduced = dropUnitLoops(rewriter, op);
+        if (succeeded(reduced)) {
+          SmallVector<int64_t> kept;
+          for (auto [i, r] : llvm::enumerate(ranges))
+            if (r != 1)
+              kept.push_back(vecSizes[i]);
+          op = *reduced;
+          ranges = op.getStaticLoopRanges();
+          if (ranges.size() == kept.size())
+            vecSizes = kept;
+        }
       } else {
         vecSizes.back() = vectorSize;
       }
@@ -157,6 +230,36 @@ struct TileAndVectorizePass
       if (succeeded(result))
         rewriter.replaceOp(op, result->replacements);
     }
+
+    // n-D vectors are unrolled into rows of their innermost dimension: a
+    // register tile's operand that is broadcast along the rows becomes one
+    // scalar load and broadcast per row instead of a strided gather.
+    RewritePatternSet unroll(&getContext());
+    vector::populateVectorUnrollPatterns(
+        unroll,
+        vector::UnrollVectorOptions()
+            .setFilterConstraint([](Operation *op) {
+              // A vector.mask region holds exactly one op.
+              return success(!isa<vector::MaskOp>(op->getParentOp()));
+            })
+            .setNativeShapeFn(
+                    [](Operation *op) -> std::optional<SmallVector<int64_t>> {
+                      auto unrollable = dyn_cast<VectorUnrollOpInterface>(op);
+                      if (!unrollable)
+                        return std::nullopt;
+                      std::optional<SmallVector<int64_t>> shape =
+                          unrollable.getShapeForUnroll();
+                      if (!shape || shape->size() < 2)
+                        return std::nullopt;
+                      SmallVector<int64_t> rows(shape->size(), 1);
+                      rows.back() = shape->back();
+                      if (rows == *shape)
+                        return std::nullopt;
+                      return rows;
+                    }));
+    vector::populateVectorTransferPermutationMapLoweringPatterns(unroll);
+    if (failed(applyPatternsGreedily(func, std::move(unroll))))
+      return signalPassFailure();
   }
 
   /// Distributes `op` over threads (when large enough) and tiles it for
@@ -260,9 +363,29 @@ struct TileAndVectorizePass
     interchange.push_back(c.row);
     for (unsigned r : c.reductions)
       interchange.push_back(r);
-    return tile(rewriter, *blocked, regTiles,
-                scf::SCFTilingOptions::LoopType::ForOp, interchange);
+    FailureOr<linalg::LinalgOp> tiled =
+        tile(rewriter, *blocked, regTiles,
+             scf::SCFTilingOptions::LoopType::ForOp, interchange);
+    if (failed(tiled))
+      return failure();
+    // The column and row loops, outermost first.
+    SmallVector<scf::ForOp> enclosing;
+    for (Operation *p = (*tiled)->getParentOp(); p;
+         p = p->getParentOp()) {
+      auto loop = dyn_cast<scf::ForOp>(p);
+      if (!loop)
+        break;
+      std::optional<int64_t> step = getConstantIntValue(loop.getStep());
+      if (step && (*step == kContractionRows || *step == kContractionCols))
+        enclosing.push_back(loop);
+      if (step && *step == kContractionDepth)
+        break;
+    }
+    peelCandidates.append(enclosing.rbegin(), enclosing.rend());
+    return tiled;
   }
+
+  SmallVector<scf::ForOp> peelCandidates;
 };
 
 } // namespace

@@ -97,11 +97,12 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{acc.getType()}, ValueRange{lhs, wt}, ValueRange{acc},
       maps, iterators, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        // `contract` lets the multiply and add become one FMA.
+        auto fm = arith::FastMathFlags::contract;
         Value prod = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
-                                           toF32(nb, nl, args[1]));
-        linalg::YieldOp::create(nb, nl,
-                                arith::AddFOp::create(nb, nl, args[2], prod)
-                                    .getResult());
+                                           toF32(nb, nl, args[1]), fm);
+        linalg::YieldOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, args[2], prod, fm).getResult());
       });
   return generic.getResult(0);
 }

@@ -199,7 +199,7 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
 /// Rows of the flattened input per partial sum of the coefficient gradients.
 /// Fixed, so that the partition (and with it every rounding) depends only on
 /// the shape, never on the number of threads.
-constexpr int64_t kGradRowsPerPartial = 64;
+constexpr int64_t kGradRowsPerPartial = 16;
 
 /// Largest power of two up to 16 that divides a static `extent`; 1 when
 /// `extent` is dynamic. Partial sums keep this many lanes apart so that the
@@ -312,53 +312,66 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     Value dxInit = tensor::EmptyOp::create(rewriter, loc, gx.sizes, elt);
     SmallVector<utils::IteratorType> parallel(loops,
                                               utils::IteratorType::parallel);
-    auto dxOp = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{gx.type}, inputs, ValueRange{dxInit}, maps,
-        parallel, [&](OpBuilder &b, Location l, ValueRange args) {
-          Value v = toF32(b, l, args[0]);
-          Value d = toF32(b, l, args[1]);
-          ValueRange a = args.slice(2, m + 1);
-          ValueRange bb = args.slice(m + 3, n);
-          Value zero = f32Constant(b, l, 0.0);
-          Value one = f32Constant(b, l, 1.0);
-          // P and its derivative R by Horner's rule.
-          Value p = a[m];
-          Value r = zero;
-          for (int64_t i = m - 1; i >= 0; --i) {
-            r = math::FmaOp::create(b, l, r, v, p);
-            p = math::FmaOp::create(b, l, p, v, a[i]);
-          }
-          Value y;
-          if (n == 0) {
-            y = r;
-          } else {
-            // Q and S' = sum_j j |b_j| |x|^(j-1); S = sign(x) S'.
-            Value ax = math::AbsFOp::create(b, l, v);
-            Value q = bb[n - 1];
-            Value sp = zero;
-            for (int64_t j = n - 2; j >= 0; --j) {
-              sp = math::FmaOp::create(b, l, sp, ax, q);
-              q = math::FmaOp::create(b, l, q, ax, bb[j]);
-            }
-            sp = math::FmaOp::create(b, l, sp, ax, q);
-            q = math::FmaOp::create(b, l, q, ax, one);
-            Value isZero = arith::CmpFOp::create(
-                b, l, arith::CmpFPredicate::OEQ, v, zero);
-            Value s = arith::SelectOp::create(
-                b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
-            // (R - P S / Q) / Q
-            Value ps = arith::DivFOp::create(
-                b, l, arith::MulFOp::create(b, l, p, s), q);
-            y = arith::DivFOp::create(b, l, arith::SubFOp::create(b, l, r, ps),
-                                      q);
-          }
-          y = arith::MulFOp::create(b, l, d, y);
-          if (elt != f32)
-            y = arith::TruncFOp::create(b, l, elt, y);
-          linalg::YieldOp::create(b, l, y);
-        });
-    Value dx = tensor::CollapseShapeOp::create(
-        rewriter, loc, xType, dxOp.getResult(0), gx.reassociation);
+    auto dxBody = [&](OpBuilder &b, Location l, ValueRange args) {
+      Value v = toF32(b, l, args[0]);
+      Value d = toF32(b, l, args[1]);
+      ValueRange a = args.slice(2, m + 1);
+      ValueRange bb = args.slice(m + 3, n);
+      Value zero = f32Constant(b, l, 0.0);
+      Value one = f32Constant(b, l, 1.0);
+      // P and its derivative R by Horner's rule.
+      Value p = a[m];
+      Value r = zero;
+      for (int64_t i = m - 1; i >= 0; --i) {
+        r = math::FmaOp::create(b, l, r, v, p);
+        p = math::FmaOp::create(b, l, p, v, a[i]);
+      }
+      Value y;
+      if (n == 0) {
+        y = r;
+      } else {
+        // Q and S' = sum_j j |b_j| |x|^(j-1); S = sign(x) S'.
+        Value ax = math::AbsFOp::create(b, l, v);
+        Value q = bb[n - 1];
+        Value sp = zero;
+        for (int64_t j = n - 2; j >= 0; --j) {
+          sp = math::FmaOp::create(b, l, sp, ax, q);
+          q = math::FmaOp::create(b, l, q, ax, bb[j]);
+        }
+        sp = math::FmaOp::create(b, l, sp, ax, q);
+        q = math::FmaOp::create(b, l, q, ax, one);
+        Value isZero = arith::CmpFOp::create(
+            b, l, arith::CmpFPredicate::OEQ, v, zero);
+        Value s = arith::SelectOp::create(
+            b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
+        // (R - P S / Q) / Q with one division.
+        Value rq = arith::DivFOp::create(b, l, one, q);
+        Value ps = arith::MulFOp::create(
+            b, l, arith::MulFOp::create(b, l, p, s), rq);
+        y = arith::MulFOp::create(b, l, arith::SubFOp::create(b, l, r, ps),
+                                  rq);
+      }
+      y = arith::MulFOp::create(b, l, d, y);
+      if (elt != f32)
+        y = arith::TruncFOp::create(b, l, elt, y);
+      linalg::YieldOp::create(b, l, y);
+    };
+    // dx is computed in the same pass over the rows as the coefficient
+    // partials (x and dy are read from memory once) unless the leading
+    // dimensions cannot be restored from the flattened rows (more than one
+    // dynamic leading dimension).
+    int64_t dynamicLead = llvm::count_if(
+        xType.getShape().drop_back(),
+        [](int64_t d) { return ShapedType::isDynamic(d); });
+    bool fuseDx = dynamicLead <= 1;
+    Value dx;
+    if (!fuseDx) {
+      auto dxOp = linalg::GenericOp::create(
+          rewriter, loc, TypeRange{gx.type}, inputs, ValueRange{dxInit}, maps,
+          parallel, dxBody);
+      dx = tensor::CollapseShapeOp::create(rewriter, loc, xType,
+                                           dxOp.getResult(0), gx.reassociation);
+    }
 
     // Coefficient gradients: partial sums over fixed blocks of rows, each
     // keeping `lanes` channel lanes apart, then one reduction in a fixed
@@ -382,8 +395,12 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
       partialsInit.push_back(
           tensor::EmptyOp::create(rewriter, loc, partialSizes, f32));
 
+    SmallVector<Value> sharedInits(partialsInit);
+    if (fuseDx)
+      sharedInits.push_back(tensor::EmptyOp::create(
+          rewriter, loc, tensor::getMixedSizes(rewriter, loc, x4), elt));
     auto forall = scf::ForallOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{numPartials}, partialsInit,
+        rewriter, loc, ArrayRef<OpFoldResult>{numPartials}, sharedInits,
         std::nullopt);
     {
       OpBuilder::InsertionGuard guard(rewriter);
@@ -409,6 +426,33 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
           tensor::ExtractSliceOp::create(rewriter, loc, x4, offs, sizes, strides);
       Value dys = tensor::ExtractSliceOp::create(rewriter, loc, dy4, offs,
                                                  sizes, strides);
+
+      Value dxBlock;
+      if (fuseDx) {
+        AffineMap id4 = rewriter.getMultiDimIdentityMap(4);
+        AffineMap g4 = AffineMap::get(4, 0, {getAffineDimExpr(1, ctx)}, ctx);
+        AffineMap none4 = AffineMap::get(4, 0, {}, ctx);
+        SmallVector<Value> dxIns = {xs, dys};
+        SmallVector<AffineMap> dxMaps = {id4, id4};
+        for (int64_t i = 0; i <= m; ++i) {
+          dxIns.push_back(extractColumn(rewriter, loc, num, i, shared));
+          dxMaps.push_back(shared ? none4 : g4);
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          dxIns.push_back(extractColumn(rewriter, loc, absDen, j, false));
+          dxMaps.push_back(g4);
+        }
+        dxMaps.push_back(id4);
+        Value blockInit = tensor::EmptyOp::create(
+            rewriter, loc, tensor::getMixedSizes(rewriter, loc, xs), elt);
+        dxBlock = linalg::GenericOp::create(
+                      rewriter, loc, TypeRange{blockInit.getType()}, dxIns,
+                      ValueRange{blockInit}, dxMaps,
+                      SmallVector<utils::IteratorType>(
+                          4, utils::IteratorType::parallel),
+                      dxBody)
+                      .getResult(0);
+      }
 
       // Loops (g, r, j, l): g and l parallel, r and j reduced.
       auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
@@ -462,7 +506,8 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
             }
             // da_i += dy x^i / Q; db_j += -dy P / Q^2 |x|^j (sign(b_j)
             // applied once at the end).
-            Value t = arith::DivFOp::create(b, l, dv, q);
+            Value rq = arith::DivFOp::create(b, l, one, q);
+            Value t = arith::MulFOp::create(b, l, dv, rq);
             SmallVector<Value> results;
             Value term = t;
             for (int64_t i = 0; i <= m; ++i) {
@@ -472,8 +517,8 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
             }
             Value u = arith::NegFOp::create(
                 b, l,
-                arith::DivFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
-                                      q));
+                arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
+                                      rq));
             Value uterm = u;
             for (int64_t j = 0; j < n; ++j) {
               uterm = arith::MulFOp::create(b, l, uterm, ax);
@@ -492,6 +537,36 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
             rewriter, loc, partial.getResult(k), forall.getRegionIterArgs()[k],
             dst, dstSizes, unitStrides);
       }
+      if (fuseDx)
+        tensor::ParallelInsertSliceOp::create(
+            rewriter, loc, dxBlock, forall.getRegionIterArgs()[numTerms], offs,
+            sizes, strides);
+    }
+    if (fuseDx) {
+      // [R, G, J, L] back to the input's shape.
+      Value dx4 = forall.getResult(numTerms);
+      if (rank == 1) {
+        dx = tensor::CollapseShapeOp::create(
+            rewriter, loc, dx4,
+            SmallVector<ReassociationIndices>{{0, 1, 2, 3}});
+      } else {
+        Value rows2d = tensor::CollapseShapeOp::create(
+            rewriter, loc, dx4,
+            SmallVector<ReassociationIndices>{{0}, {1, 2, 3}});
+        if (rank == 2) {
+          dx = rows2d;
+        } else {
+          ReassociationIndices leadDims;
+          for (int64_t i = 0; i < rank - 1; ++i)
+            leadDims.push_back(i);
+          dx = tensor::ExpandShapeOp::create(
+              rewriter, loc, xType, rows2d,
+              SmallVector<ReassociationIndices>{leadDims, {rank - 1}},
+              tensor::getMixedSizes(rewriter, loc, x));
+        }
+      }
+      if (dx.getType() != xType)
+        dx = tensor::CastOp::create(rewriter, loc, xType, dx);
     }
 
     // Fixed-order sum over partials and lanes (and over groups for a shared
