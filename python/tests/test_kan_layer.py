@@ -133,3 +133,43 @@ def test_layer_defaults_large(basis):
         err = run_layer(basis, rng, [300], 64, 96, {}, True,
                         basis != "rational", dynamic=True, serial=serial)
         assert err <= 1e-5
+
+
+@pytest.mark.parametrize("basis", ["rational", "bspline", "chebyshev"])
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_layer_low_precision(basis, dtype):
+    """f16 / bf16 storage, f32 arithmetic and accumulation: within the
+    low-precision tolerance of the float64 reference on the rounded
+    inputs."""
+    rng = np.random.default_rng()
+    cin, cout, lead = 32, 24, [37]
+    params = {}
+    k = num_functions(basis, params)
+    groups = (4, 5, 4) if basis == "rational" else None
+
+    def rounded(a):
+        if dtype == "f16":
+            return a.astype(np.float16)
+        return moka.to_bf16_bits(a)
+
+    def widened(a):
+        if dtype == "f16":
+            return a.astype(np.float64)
+        return moka.from_bf16_bits(a).astype(np.float64)
+
+    x = rounded(rng.standard_normal(lead + [cin]).astype(np.float32))
+    wshape = (cout, cin) if basis == "rational" else (cout, cin, k)
+    w = rounded((rng.standard_normal(wshape) / np.sqrt(cin * k))
+                .astype(np.float32))
+    b = rounded(rng.standard_normal(cout).astype(np.float32))
+    arrays = [x, w, b]
+    num = den = None
+    if basis == "rational":
+        num = rng.standard_normal((4, 6)).astype(np.float32)
+        den = rng.standard_normal((4, 4)).astype(np.float32)
+        arrays += [num, den]
+    text = layer_module(basis, lead, cin, cout, params, True, False, groups,
+                        dtype=dtype)
+    (y,) = moka.run(text, "f", *arrays)
+    ref = kan_layer(basis, widened(x), widened(w), widened(b), None, num, den)
+    assert relative_error(widened(y), ref) <= 1e-2

@@ -1,25 +1,28 @@
 // RUN: moka-opt %s --convert-kan-to-linalg --canonicalize --cse | FileCheck %s
 
-// dx is one element-wise generic on the grouped view. The coefficient
-// gradients: an scf.forall over blocks of 64 rows (ceildiv, independent of
-// the thread count) writes per-block partials keeping 16 channel lanes
-// apart, one tensor per coefficient (6 + 4), then fixed-order reductions
-// over blocks and lanes. No atomics anywhere.
-// CHECK-DAG: #[[$BLOCKS:.*]] = affine_map<()[s0] -> (s0 ceildiv 64)>
-// CHECK-DAG: #[[$ROWS:.*]] = affine_map<(d0)[s0] -> (d0 * -64 + s0, 64)>
+// One scf.forall over blocks of 16 rows (ceildiv; the partition depends on
+// the shape only, never on the thread count). Each block computes its dx
+// and, from the same rows while they are in cache, per-block partial sums of
+// the coefficient gradients that keep 16 channel lanes apart, one tensor per
+// coefficient (6 + 4). Fixed-order reductions over blocks and lanes follow.
+// No atomics anywhere.
+// CHECK-DAG: #[[$BLOCKS:.*]] = affine_map<()[s0] -> (s0 ceildiv 16)>
+// CHECK-DAG: #[[$ROWS:.*]] = affine_map<(d0)[s0] -> (d0 * -16 + s0, 16)>
 // CHECK-LABEL: func.func @grad
-// CHECK:         %[[DX:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel"]} ins(%{{.*}}, %{{.*}}, {{.*}} : tensor<?x8x384xf32>, tensor<?x8x384xf32>,
-// CHECK:           math.copysign
 // CHECK:         tensor.expand_shape %arg0 {{\[}}[0], [1, 2, 3]] output_shape [%{{.*}}, 8, 24, 16]
 // CHECK:         %[[NB:.*]] = affine.apply #[[$BLOCKS]]()
-// CHECK:         %[[P:.*]]:10 = scf.forall (%[[B:.*]]) in (%[[NB]])
+// CHECK:         %[[P:.*]]:11 = scf.forall (%[[B:.*]]) in (%[[NB]])
 // CHECK:           affine.min #[[$ROWS]](%[[B]])
+// CHECK:           %[[DX:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins({{.*}} : tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>,
+// CHECK:             math.copysign
 // CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction", "parallel"]} ins({{.*}} : tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>,
 // CHECK:           } -> (tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>)
-// CHECK-COUNT-10:  tensor.parallel_insert_slice
+// CHECK-COUNT-10:  tensor.parallel_insert_slice {{.*}} [1, 8, 16] [1, 1, 1] : tensor<8x16xf32> into tensor<?x8x16xf32>
+// CHECK:           tensor.parallel_insert_slice %[[DX]]
+// CHECK:         %[[DXR:.*]] = tensor.collapse_shape %[[P]]#10 {{\[}}[0], [1, 2, 3]] : tensor<?x8x24x16xf32> into tensor<?x3072xf32>
 // CHECK-COUNT-10: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]} ins(%[[P]]#{{[0-9]}}
 // CHECK-NOT:     atomic
-// CHECK:         return %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x3072xf32>, tensor<8x6xf32>, tensor<8x4xf32>
+// CHECK:         return %[[DXR]], %{{.*}}, %{{.*}} : tensor<?x3072xf32>, tensor<8x6xf32>, tensor<8x4xf32>
 func.func @grad(%x: tensor<?x3072xf32>, %dy: tensor<?x3072xf32>, %a: tensor<8x6xf32>, %b: tensor<8x4xf32>) -> (tensor<?x3072xf32>, tensor<8x6xf32>, tensor<8x4xf32>) {
   %dx, %da, %db = kan.rational_grad %x, %dy, %a, %b : tensor<?x3072xf32>, tensor<8x6xf32>, tensor<8x4xf32>
   return %dx, %da, %db : tensor<?x3072xf32>, tensor<8x6xf32>, tensor<8x4xf32>
@@ -33,4 +36,14 @@ func.func @grad(%x: tensor<?x3072xf32>, %dy: tensor<?x3072xf32>, %a: tensor<8x6x
 func.func @shared(%x: tensor<3x200xf32>, %dy: tensor<3x200xf32>, %a: tensor<1x4xf32>, %b: tensor<2x2xf32>) -> (tensor<3x200xf32>, tensor<1x4xf32>, tensor<2x2xf32>) {
   %dx, %da, %db = kan.rational_grad %x, %dy, %a, %b {m = 3 : i64, n = 2 : i64} : tensor<3x200xf32>, tensor<1x4xf32>, tensor<2x2xf32>
   return %dx, %da, %db : tensor<3x200xf32>, tensor<1x4xf32>, tensor<2x2xf32>
+}
+
+// Two dynamic leading dimensions cannot be restored from the flattened rows:
+// dx is then its own element-wise pass on the grouped view.
+// CHECK-LABEL: func.func @two_dynamic
+// CHECK:         linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins({{.*}} : tensor<?x?x4x16xf32>, tensor<?x?x4x16xf32>,
+// CHECK:         scf.forall
+func.func @two_dynamic(%x: tensor<?x?x64xf32>, %dy: tensor<?x?x64xf32>, %a: tensor<4x6xf32>, %b: tensor<4x4xf32>) -> (tensor<?x?x64xf32>, tensor<4x6xf32>, tensor<4x4xf32>) {
+  %dx, %da, %db = kan.rational_grad %x, %dy, %a, %b : tensor<?x?x64xf32>, tensor<4x6xf32>, tensor<4x4xf32>
+  return %dx, %da, %db : tensor<?x?x64xf32>, tensor<4x6xf32>, tensor<4x4xf32>
 }

@@ -5,14 +5,16 @@
 // layer exists outside it.
 // CHECK-LABEL: func.func @kat_ffn
 // CHECK-NOT:     kan.rational
+// CHECK:         %[[W1T:.*]] = linalg.transpose ins(%arg3
+// CHECK:         %[[W2T:.*]] = linalg.transpose ins(%arg7
 // CHECK:         scf.forall (%[[I:.*]]) = (0) to (%{{.*}}) step (16)
 // CHECK:           %[[X:.*]] = tensor.extract_slice %arg0[%[[I]], 0] [%{{.*}}, 64] [1, 1]
 // CHECK:           %[[A1:.*]] = kan.rational %[[X]], %arg1, %arg2 : tensor<?x64xf32>
 // CHECK:           %[[B1:.*]] = linalg.generic {{.*}} ins(%arg4 : tensor<128xf32>)
-// CHECK:           %[[H:.*]] = linalg.generic {{.*}} ins(%[[A1]], %arg3 : tensor<?x64xf32>, tensor<128x64xf32>) outs(%[[B1]] : tensor<?x128xf32>)
+// CHECK:           %[[H:.*]] = linalg.generic {{.*}} ins(%[[A1]], %[[W1T]] : tensor<?x64xf32>, tensor<64x128xf32>) outs(%[[B1]] : tensor<?x128xf32>)
 // CHECK:           %[[A2:.*]] = kan.rational %[[H]], %arg5, %arg6 : tensor<?x128xf32>
 // CHECK:           %[[B2:.*]] = linalg.generic {{.*}} ins(%arg8 : tensor<64xf32>)
-// CHECK:           %[[Y:.*]] = linalg.generic {{.*}} ins(%[[A2]], %arg7 : tensor<?x128xf32>, tensor<64x128xf32>) outs(%[[B2]] : tensor<?x64xf32>)
+// CHECK:           %[[Y:.*]] = linalg.generic {{.*}} ins(%[[A2]], %[[W2T]] : tensor<?x128xf32>, tensor<128x64xf32>) outs(%[[B2]] : tensor<?x64xf32>)
 // CHECK:           tensor.parallel_insert_slice %[[Y]] into %{{.*}}[%[[I]], 0] [%{{.*}}, 64] [1, 1]
 // CHECK-NOT:     kan.rational
 // CHECK-NOT:     linalg.generic
@@ -48,10 +50,11 @@ func.func @epilogue(%x: tensor<256x32xf32>, %w: tensor<32x64xf32>, %a: tensor<4x
 // element-wise producer of the weight is not fused (every tile would
 // recompute all of it).
 // CHECK-LABEL: func.func @weights_not_fused
-// CHECK:         %[[WT:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<16x32x8xf32>)
+// CHECK:         %[[WN:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<16x32x8xf32>)
+// CHECK:         %[[WT:.*]] = linalg.transpose ins(%[[WN]]
 // CHECK:         scf.forall
 // CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel"]} ins(%{{.*}} : tensor<16x32xf32>)
-// CHECK:           linalg.generic {{.*}} ins(%{{.*}}, %[[WT]] : tensor<16x32x8xf32>, tensor<16x32x8xf32>)
+// CHECK:           linalg.generic {{.*}} ins(%{{.*}}, %[[WT]] : tensor<16x32x8xf32>, tensor<32x8x16xf32>)
 // CHECK:         return
 func.func @weights_not_fused(%x: tensor<64x32xf32>, %w: tensor<16x32x8xf32>) -> tensor<64x16xf32> {
   %e = tensor.empty() : tensor<16x32x8xf32>
