@@ -27,7 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 import moka  # noqa: E402
 from moka.reference import rational, relative_error  # noqa: E402
 
-from rational import median_ms, torch_rational  # noqa: E402
+from common import interleaved, median_ms, ratio  # noqa: E402
+from rational import torch_rational  # noqa: E402
 
 MODULE = """
 func.func @layer(%x: tensor<?x{cin}xf32>, %w: tensor<{cout}x{cin}xf32>, %b: tensor<{cout}xf32>, %num: tensor<{g}x6xf32>, %den: tensor<{g}x4xf32>) -> tensor<?x{cout}xf32> {{
@@ -39,7 +40,8 @@ func.func @layer(%x: tensor<?x{cin}xf32>, %w: tensor<{cout}x{cin}xf32>, %b: tens
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tokens", type=int, default=6304)
     p.add_argument("--cin", type=int, default=3072)
     p.add_argument("--cout", type=int, default=768)
@@ -58,42 +60,53 @@ def main():
     flop = 2.0 * t * cin * cout
 
     module = MODULE.format(cin=cin, cout=cout, g=g)
-    (y,), moka_ms = moka.run(module, "layer", x, w, b, a, d,
-                             benchmark=args.runs)
-    ref = rational(x, a, d) @ w.astype(np.float64).T + b
-    moka_err = relative_error(y, ref)
+    out = {}
+
+    def run_moka():
+        (out["y"],), ms = moka.run(module, "layer", x, w, b, a, d,
+                                   benchmark=args.runs)
+        return ms
 
     tx, tw, tb = map(torch.from_numpy, (x, w, b))
     ta, td = torch.from_numpy(a), torch.from_numpy(d)
-    eager_ms = median_ms(lambda: F.linear(torch_rational(tx, ta, td), tw, tb),
-                         args.runs)
+    act = torch_rational(tx, ta, td)
+    an, wt = act.numpy(), np.ascontiguousarray(w.T)
+    times = interleaved({
+        "moka": run_moka,
+        "eager": lambda: median_ms(
+            lambda: F.linear(torch_rational(tx, ta, td), tw, tb), args.runs),
+        "linear": lambda: median_ms(lambda: F.linear(act, tw), args.runs),
+        "blas": lambda: median_ms(lambda: an @ wt, args.runs),
+    }, args.rounds)
+
+    ref = rational(x, a, d) @ w.astype(np.float64).T + b
+    moka_err = relative_error(out["y"], ref)
     eager_err = relative_error(
         F.linear(torch_rational(tx, ta, td), tw, tb).numpy(), ref)
-    act = torch_rational(tx, ta, td)
-    linear_ms = median_ms(lambda: F.linear(act, tw), args.runs)
-    an, wt = act.numpy(), np.ascontiguousarray(w.T)
-    blas_ms = median_ms(lambda: an @ wt, args.runs)
-    best_ms = min(linear_ms, blas_ms)
+    best = {k: min(v) for k, v in times.items()}
+    bare = "linear" if best["linear"] <= best["blas"] else "blas"
 
     def gflops(ms):
         return flop / (ms * 1e-3) / 1e9
 
-    print(f"GR-KAN layer {cin}->{cout} on {t} tokens, f32, G={g}, (5,4), "
-          f"{threads} threads, median of {args.runs}; "
-          f"{flop / 1e9:.1f} GFLOP")
-    print(f"{'':34}{'ms':>9}{'GFLOP/s':>9}{'rel err':>10}")
-    print(f"{'moka kan.layer (fused)':34}{moka_ms:9.2f}{gflops(moka_ms):9.1f}"
-          f"{moka_err:10.1e}")
-    print(f"{'torch eager rational + F.linear':34}{eager_ms:9.2f}"
-          f"{gflops(eager_ms):9.1f}{eager_err:10.1e}")
-    print(f"{'F.linear alone (oneDNN)':34}{linear_ms:9.2f}"
-          f"{gflops(linear_ms):9.1f}")
     blas = os.environ.get("OPENBLAS_CORETYPE", "auto")
-    print(f"{'numpy x @ W^T alone (BLAS, ' + blas + ')':34}{blas_ms:9.2f}"
-          f"{gflops(blas_ms):9.1f}")
-    print(f"moka layer / best bare matrix product throughput: "
-          f"{best_ms / moka_ms:.0%}  (goal >= 85%)")
-    print(f"moka is {eager_ms / moka_ms:.1f}x faster than PyTorch eager")
+    names = {"moka": "moka kan.layer (fused)",
+             "eager": "torch eager rational + F.linear",
+             "linear": "F.linear alone (oneDNN)",
+             "blas": f"x @ W^T alone (OpenBLAS, {blas})"}
+    print(f"GR-KAN layer {cin}->{cout} on {t} tokens, f32, G={g}, (5,4), "
+          f"{threads} threads; {flop / 1e9:.1f} GFLOP; {args.rounds} "
+          f"interleaved rounds of median-of-{args.runs}")
+    print(f"{'':36}{'best ms':>9}{'GFLOP/s':>9}{'rel err':>10}")
+    for key, name in names.items():
+        err = {"moka": f"{moka_err:10.1e}", "eager": f"{eager_err:10.1e}"}
+        print(f"{name:36}{best[key]:9.2f}{gflops(best[key]):9.1f}"
+              f"{err.get(key, ''):>10}")
+    print(f"moka layer throughput / bare matrix product ({names[bare]}): "
+          f"{ratio(times, bare, 'moka'):.0%} (median of per-round ratios; "
+          f"goal >= 85%)")
+    print(f"moka vs PyTorch eager: {ratio(times, 'eager', 'moka'):.1f}x "
+          f"faster")
 
 
 if __name__ == "__main__":

@@ -73,9 +73,21 @@ std::optional<ContractionLoops> matchContraction(linalg::LinalgOp op) {
   if (!out.isProjectedPermutation() || out.getNumResults() < 2)
     return std::nullopt;
   SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  // Columns: the output's innermost dimension. Rows: the innermost output
+  // dimension that also indexes the first input (the activation), so that a
+  // panel index of packed weights is not taken for rows.
+  AffineMap lhs = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
   ContractionLoops loops;
   loops.col = out.getDimPosition(out.getNumResults() - 1);
-  loops.row = out.getDimPosition(out.getNumResults() - 2);
+  std::optional<unsigned> row;
+  for (unsigned r = 0; r + 1 < out.getNumResults(); ++r) {
+    unsigned d = out.getDimPosition(r);
+    if (lhs.isFunctionOfDim(d))
+      row = d;
+  }
+  if (!row || lhs.isFunctionOfDim(loops.col))
+    return std::nullopt;
+  loops.row = *row;
   for (auto [i, it] : llvm::enumerate(iterators))
     if (linalg::isReductionIterator(it))
       loops.reductions.push_back(i);

@@ -66,49 +66,126 @@ Value outputChannelsLast(OpBuilder &b, Location loc, Value w) {
   return linalg::TransposeOp::create(b, loc, w, init, perm).getResult()[0];
 }
 
+/// The body of every contraction: acc + lhs * w in f32; `contract` lets the
+/// multiply and add become one FMA.
+void buildMulAdd(OpBuilder &b, Location loc, ValueRange args) {
+  auto fm = arith::FastMathFlags::contract;
+  Value prod = arith::MulFOp::create(b, loc, toF32(b, loc, args[0]),
+                                     toF32(b, loc, args[1]), fm);
+  linalg::YieldOp::create(
+      b, loc, arith::AddFOp::create(b, loc, args[2], prod, fm).getResult());
+}
+
 /// acc[lead..., o] += sum_{i[, k]} lhs[lead..., i[, k]] * w[o, i[, k]], in
-/// f32, reading the weight through its `[i[, k], o]` transpose.
+/// f32. The weight is read in a layout with output channels innermost: when
+/// `panel` divides a static Cout, as panels `[Cout / panel, i[, k], panel]`
+/// (each panel contiguous, so a register tile of output channels streams
+/// through memory), otherwise as the transpose `[i[, k], o]`.
 Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
-               bool hasK) {
+               bool hasK, int64_t panel) {
   MLIRContext *ctx = b.getContext();
-  Value wt = outputChannelsLast(b, loc, w);
-  int64_t lead = cast<RankedTensorType>(acc.getType()).getRank() - 1;
-  unsigned loops = lead + 2 + (hasK ? 1 : 0);
+  auto wType = cast<RankedTensorType>(w.getType());
+  auto accType = cast<RankedTensorType>(acc.getType());
+  int64_t cout = wType.getDimSize(0);
+  int64_t lead = accType.getRank() - 1;
+  bool packed = panel > 0 && !ShapedType::isDynamic(cout) &&
+                cout % panel == 0 && cout > panel;
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  unsigned o = lead, i = lead + 1, k = lead + 2;
-  SmallVector<AffineExpr> lhsExprs, wExprs = {d(i)}, outExprs;
+  SmallVector<AffineExpr> lhsExprs, outExprs;
   for (unsigned l = 0; l < lead; ++l) {
     lhsExprs.push_back(d(l));
     outExprs.push_back(d(l));
   }
-  lhsExprs.push_back(d(i));
-  outExprs.push_back(d(o));
-  if (hasK) {
-    lhsExprs.push_back(d(k));
-    wExprs.push_back(d(k));
+  SmallVector<utils::IteratorType> iterators;
+
+  Value wt, accView = acc;
+  SmallVector<AffineExpr> wExprs;
+  unsigned loops;
+  if (!packed) {
+    // Loops (lead..., o, i[, k]).
+    unsigned o = lead, i = lead + 1, k = lead + 2;
+    loops = lead + 2 + (hasK ? 1 : 0);
+    wt = outputChannelsLast(b, loc, w);
+    lhsExprs.push_back(d(i));
+    wExprs.push_back(d(i));
+    if (hasK) {
+      lhsExprs.push_back(d(k));
+      wExprs.push_back(d(k));
+    }
+    wExprs.push_back(d(o));
+    outExprs.push_back(d(o));
+    iterators.assign(lead + 1, utils::IteratorType::parallel);
+  } else {
+    // Loops (lead..., panel index, lane, i[, k]).
+    unsigned ob = lead, ol = lead + 1, i = lead + 2, k = lead + 3;
+    loops = lead + 3 + (hasK ? 1 : 0);
+    int64_t panels = cout / panel;
+    SmallVector<int64_t> expShape = {panels, panel};
+    expShape.append(wType.getShape().begin() + 1, wType.getShape().end());
+    SmallVector<ReassociationIndices> wReassoc = {{0, 1}};
+    for (int64_t r = 1; r < wType.getRank(); ++r)
+      wReassoc.push_back({r + 1});
+    Value wExp = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get(expShape, wType.getElementType()), w,
+        wReassoc);
+    SmallVector<int64_t> perm = {0};
+    for (int64_t r = 2; r < static_cast<int64_t>(expShape.size()); ++r)
+      perm.push_back(r);
+    perm.push_back(1);
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t p : perm)
+      sizes.push_back(tensor::getMixedSize(b, loc, wExp, p));
+    Value init =
+        tensor::EmptyOp::create(b, loc, sizes, wType.getElementType());
+    wt = linalg::TransposeOp::create(b, loc, wExp, init, perm).getResult()[0];
+
+    SmallVector<ReassociationIndices> accReassoc;
+    for (int64_t l = 0; l < lead; ++l)
+      accReassoc.push_back({l});
+    accReassoc.push_back({lead, lead + 1});
+    SmallVector<int64_t> accShape(accType.getShape().drop_back());
+    accShape.append({panels, panel});
+    SmallVector<OpFoldResult> accSizes =
+        tensor::getMixedSizes(b, loc, acc);
+    accSizes.back() = b.getIndexAttr(panels);
+    accSizes.push_back(b.getIndexAttr(panel));
+    accView = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get(accShape, accType.getElementType()), acc,
+        accReassoc, accSizes);
+
+    lhsExprs.push_back(d(i));
+    wExprs = {d(ob), d(i)};
+    if (hasK) {
+      lhsExprs.push_back(d(k));
+      wExprs.push_back(d(k));
+    }
+    wExprs.push_back(d(ol));
+    outExprs.push_back(d(ob));
+    outExprs.push_back(d(ol));
+    iterators.assign(lead + 2, utils::IteratorType::parallel);
   }
-  wExprs.push_back(d(o));
+  iterators.append(hasK ? 2 : 1, utils::IteratorType::reduction);
   SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, lhsExprs, ctx),
                                  AffineMap::get(loops, 0, wExprs, ctx),
                                  AffineMap::get(loops, 0, outExprs, ctx)};
-  SmallVector<utils::IteratorType> iterators(lead + 1,
-                                             utils::IteratorType::parallel);
-  iterators.append(hasK ? 2 : 1, utils::IteratorType::reduction);
   auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{acc.getType()}, ValueRange{lhs, wt}, ValueRange{acc},
-      maps, iterators, [&](OpBuilder &nb, Location nl, ValueRange args) {
-        // `contract` lets the multiply and add become one FMA.
-        auto fm = arith::FastMathFlags::contract;
-        Value prod = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
-                                           toF32(nb, nl, args[1]), fm);
-        linalg::YieldOp::create(
-            nb, nl, arith::AddFOp::create(nb, nl, args[2], prod, fm).getResult());
-      });
-  return generic.getResult(0);
+      b, loc, TypeRange{accView.getType()}, ValueRange{lhs, wt},
+      ValueRange{accView}, maps, iterators, buildMulAdd);
+  Value result = generic.getResult(0);
+  if (packed) {
+    SmallVector<ReassociationIndices> reassoc;
+    for (int64_t l = 0; l < lead; ++l)
+      reassoc.push_back({l});
+    reassoc.push_back({lead, lead + 1});
+    result = tensor::CollapseShapeOp::create(b, loc, accType, result, reassoc);
+  }
+  return result;
 }
 
 struct ExpandLayer : OpRewritePattern<LayerOp> {
-  using OpRewritePattern::OpRewritePattern;
+  ExpandLayer(MLIRContext *ctx, int64_t panel)
+      : OpRewritePattern(ctx), panel(panel) {}
+  int64_t panel;
 
   LogicalResult matchAndRewrite(LayerOp op,
                                 PatternRewriter &rewriter) const override {
@@ -148,7 +225,7 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
                               [](OpBuilder &b, Location l, ValueRange args) {
                                 return buildSiLU(b, l, toF32(b, l, args[0]));
                               });
-      acc = contract(rewriter, loc, silu, base, acc, /*hasK=*/false);
+      acc = contract(rewriter, loc, silu, base, acc, /*hasK=*/false, panel);
     }
 
     if (op.getBasis() == Basis::rational) {
@@ -159,7 +236,7 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
           rewriter.getI64IntegerAttr(numType.getDimSize(1) - 1),
           rewriter.getI64IntegerAttr(denType.getDimSize(1)));
       acc = contract(rewriter, loc, act, op.getWeight(), acc,
-                     /*hasK=*/false);
+                     /*hasK=*/false, panel);
     } else {
       BasisParams params = BasisParams::get(op);
       SmallVector<OpFoldResult> phiSizes(xSizes);
@@ -174,7 +251,8 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
             Value k = linalg::IndexOp::create(b, l, rank);
             return buildBasisFunction(b, l, params, toF32(b, l, args[0]), k);
           });
-      acc = contract(rewriter, loc, phi, op.getWeight(), acc, /*hasK=*/true);
+      acc = contract(rewriter, loc, phi, op.getWeight(), acc, /*hasK=*/true,
+                     panel);
     }
 
     if (elt != f32) {
@@ -194,9 +272,10 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
 
 struct KANExpandLayersPass
     : moka::kan::impl::KANExpandLayersPassBase<KANExpandLayersPass> {
+  using Base::Base;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    populateExpandLayerPatterns(patterns);
+    populateExpandLayerPatterns(patterns, weightPanel);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }
@@ -204,6 +283,7 @@ struct KANExpandLayersPass
 
 } // namespace
 
-void moka::kan::populateExpandLayerPatterns(RewritePatternSet &patterns) {
-  patterns.add<ExpandLayer>(patterns.getContext());
+void moka::kan::populateExpandLayerPatterns(RewritePatternSet &patterns,
+                                            int64_t weightPanel) {
+  patterns.add<ExpandLayer>(patterns.getContext(), weightPanel);
 }

@@ -69,10 +69,10 @@ bool isInsideForall(Operation *op) {
   return op->getParentOfType<scf::ForallOp>() != nullptr;
 }
 
-/// Tile sizes that cut the row dimensions: for a contraction, every parallel
-/// loop but the last (the output channels), the innermost of them by
-/// `rowTile` and the others by one; for a rational, every dimension but the
-/// channels. Empty when there are no rows to cut.
+/// Tile sizes that cut the row dimensions, the innermost of them by
+/// `rowTile` and the others by one: for a contraction, the parallel loops
+/// shared by the output and the activation operand; for a rational, every
+/// dimension but the channels. Empty when there are no rows to cut.
 SmallVector<int64_t> rowTileSizes(TilingInterface op, int64_t rowTile) {
   SmallVector<utils::IteratorType> iterators = op.getLoopIteratorTypes();
   SmallVector<int64_t> sizes(iterators.size(), 0);
@@ -81,13 +81,20 @@ SmallVector<int64_t> rowTileSizes(TilingInterface op, int64_t rowTile) {
     for (unsigned i = 0; i + 1 < iterators.size(); ++i)
       rows.push_back(i);
   } else {
-    SmallVector<unsigned> parallel;
-    for (auto [i, it] : llvm::enumerate(iterators))
-      if (it == utils::IteratorType::parallel)
-        parallel.push_back(i);
-    if (parallel.size() < 2)
+    // Rows: the parallel loops that index both the output and the first
+    // input (the activation). Loops over output channels only (including a
+    // panel index of packed weights) are not cut.
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(op.getOperation());
+    if (!linalgOp || linalgOp.getNumDpsInputs() == 0)
       return {};
-    rows.assign(parallel.begin(), parallel.end() - 1);
+    AffineMap lhs =
+        linalgOp.getMatchingIndexingMap(linalgOp.getDpsInputOperand(0));
+    AffineMap out =
+        linalgOp.getMatchingIndexingMap(linalgOp.getDpsInitOperand(0));
+    for (auto [i, it] : llvm::enumerate(iterators))
+      if (it == utils::IteratorType::parallel &&
+          lhs.isFunctionOfDim(i) && out.isFunctionOfDim(i))
+        rows.push_back(i);
   }
   if (rows.empty())
     return {};

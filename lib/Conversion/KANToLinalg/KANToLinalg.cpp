@@ -443,8 +443,11 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
           dxMaps.push_back(g4);
         }
         dxMaps.push_back(id4);
-        Value blockInit = tensor::EmptyOp::create(
-            rewriter, loc, tensor::getMixedSizes(rewriter, loc, xs), elt);
+        // The block's slice of the shared result is the destination, so the
+        // block is written in place.
+        Value blockInit = tensor::ExtractSliceOp::create(
+            rewriter, loc, forall.getRegionIterArgs()[numTerms], offs, sizes,
+            strides);
         dxBlock = linalg::GenericOp::create(
                       rewriter, loc, TypeRange{blockInit.getType()}, dxIns,
                       ValueRange{blockInit}, dxMaps,
@@ -471,14 +474,19 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         pmaps.push_back(gMap);
       }
       Value zero = f32Constant(rewriter, loc, 0.0);
-      // One zero-filled accumulator per coefficient, each its own tensor so
-      // that bufferization gives each its own buffer.
+      // One zero-filled accumulator per coefficient: the block's row of that
+      // coefficient's partials, accumulated in place.
       SmallVector<Value> outs;
+      auto accType = RankedTensorType::get({groups, lanes}, f32);
       for (int64_t k = 0; k < numTerms; ++k) {
-        Value accEmpty = tensor::EmptyOp::create(
-            rewriter, loc, ArrayRef<int64_t>{groups, lanes}, f32);
-        outs.push_back(linalg::FillOp::create(rewriter, loc, zero, accEmpty)
-                           .getResult(0));
+        Value acc = tensor::ExtractSliceOp::create(
+            rewriter, loc, accType, forall.getRegionIterArgs()[k],
+            ArrayRef<OpFoldResult>{p, zeroIdx, zeroIdx},
+            ArrayRef<OpFoldResult>{oneIdx, rewriter.getIndexAttr(groups),
+                                   rewriter.getIndexAttr(lanes)},
+            ArrayRef<OpFoldResult>{oneIdx, oneIdx, oneIdx});
+        outs.push_back(
+            linalg::FillOp::create(rewriter, loc, zero, acc).getResult(0));
       }
       SmallVector<Type> outTypes(numTerms, outs.front().getType());
       pmaps.append(numTerms, outMap);

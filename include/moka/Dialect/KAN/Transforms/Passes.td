@@ -24,7 +24,17 @@ def KANExpandLayersPass : Pass<"kan-expand-layers"> {
 
     The basis expansions are element-wise producers of the contractions, the
     shape `kan-fuse-into-contractions` fuses into their operand loads.
+
+    The contractions read the weights with output channels innermost: as
+    contiguous panels `[Cout / P, Cin(, K), P]` of `weight-panel` channels
+    when `P` divides a static `Cout` (the accumulator is viewed as
+    `[..., Cout / P, P]`), otherwise as the transpose `[Cin(, K), Cout]`. A
+    register tile of output channels then streams through memory.
   }];
+  let options = [
+    Option<"weightPanel", "weight-panel", "int64_t", /*default=*/"32",
+           "Output channels per contiguous weight panel (0: plain transpose)">,
+  ];
   let dependentDialects = [
     "mlir::arith::ArithDialect",
     "mlir::linalg::LinalgDialect",

@@ -47,7 +47,10 @@ mlir::Value buildBasisFunction(mlir::OpBuilder &b, mlir::Location loc,
 mlir::Value buildSiLU(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x);
 
 /// Patterns that expand `kan.layer` into basis expansions and contractions.
-void populateExpandLayerPatterns(mlir::RewritePatternSet &patterns);
+/// Weights are read as contiguous panels of `weightPanel` output channels
+/// when that divides Cout (0: never).
+void populateExpandLayerPatterns(mlir::RewritePatternSet &patterns,
+                                 int64_t weightPanel = 32);
 
 /// Attaches `TilingInterface` to `kan.rational` and `kan.layer`.
 void registerTilingInterfaceExternalModels(mlir::DialectRegistry &registry);

@@ -1,0 +1,39 @@
+"""Timing helpers shared by the benchmarks.
+
+The machines are shared virtual machines whose speed drifts by a factor of
+two within seconds, so the contenders are measured in interleaved rounds:
+each round times every contender once (a median over a few runs), and the
+report gives each contender's best round and the median over rounds of the
+per-round ratios, which cancels the drift that hits both sides of a round
+alike.
+"""
+
+import time
+
+import numpy as np
+
+
+def median_ms(fn, runs):
+    """Median wall time of `fn()` over `runs` calls, after one warm-up."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def interleaved(contenders, rounds):
+    """`contenders`: name -> callable returning milliseconds for one
+    measurement. Returns name -> list of per-round times."""
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, measure in contenders.items():
+            times[name].append(measure())
+    return times
+
+
+def ratio(times, a, b):
+    """Median over rounds of times[a] / times[b]."""
+    return float(np.median(np.array(times[a]) / np.array(times[b])))
