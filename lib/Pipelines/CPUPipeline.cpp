@@ -46,7 +46,8 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createCSEPass());
   kan::KANFuseIntoContractionsPassOptions fusion;
   fusion.rowTile = options.rowTile;
-  pm.addNestedPass<func::FuncOp>(kan::createKANFuseIntoContractionsPass(fusion));
+  pm.addNestedPass<func::FuncOp>(
+      kan::createKANFuseIntoContractionsPass(fusion));
   pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

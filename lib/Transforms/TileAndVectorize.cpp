@@ -14,14 +14,14 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
-#include "mlir/Interfaces/VectorInterfaces.h"
 #include "mlir/Interfaces/TilingInterface.h"
+#include "mlir/Interfaces/VectorInterfaces.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #define DEBUG_TYPE "moka-tile-and-vectorize"
 
@@ -123,8 +123,7 @@ FailureOr<linalg::LinalgOp> tile(RewriterBase &rewriter, linalg::LinalgOp op,
 /// returns the new op, or failure (nothing changed) if there are none.
 FailureOr<linalg::LinalgOp> dropUnitLoops(RewriterBase &rewriter,
                                           linalg::LinalgOp op) {
-  if (llvm::none_of(op.getStaticLoopRanges(),
-                    [](int64_t r) { return r == 1; }))
+  if (llvm::none_of(op.getStaticLoopRanges(), [](int64_t r) { return r == 1; }))
     return failure();
   rewriter.setInsertionPoint(op);
   auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
@@ -185,8 +184,7 @@ struct TileAndVectorizePass
     RewritePatternSet patterns(&getContext());
     for (Dialect *dialect : getContext().getLoadedDialects())
       dialect->getCanonicalizationPatterns(patterns);
-    for (RegisteredOperationName op :
-         getContext().getRegisteredOperations())
+    for (RegisteredOperationName op : getContext().getRegisteredOperations())
       op.getCanonicalizationPatterns(patterns, &getContext());
     if (failed(applyPatternsGreedily(func, std::move(patterns))))
       return signalPassFailure();
@@ -255,20 +253,20 @@ struct TileAndVectorizePass
               return success(!isa<vector::MaskOp>(op->getParentOp()));
             })
             .setNativeShapeFn(
-                    [](Operation *op) -> std::optional<SmallVector<int64_t>> {
-                      auto unrollable = dyn_cast<VectorUnrollOpInterface>(op);
-                      if (!unrollable)
-                        return std::nullopt;
-                      std::optional<SmallVector<int64_t>> shape =
-                          unrollable.getShapeForUnroll();
-                      if (!shape || shape->size() < 2)
-                        return std::nullopt;
-                      SmallVector<int64_t> rows(shape->size(), 1);
-                      rows.back() = shape->back();
-                      if (rows == *shape)
-                        return std::nullopt;
-                      return rows;
-                    }));
+                [](Operation *op) -> std::optional<SmallVector<int64_t>> {
+                  auto unrollable = dyn_cast<VectorUnrollOpInterface>(op);
+                  if (!unrollable)
+                    return std::nullopt;
+                  std::optional<SmallVector<int64_t>> shape =
+                      unrollable.getShapeForUnroll();
+                  if (!shape || shape->size() < 2)
+                    return std::nullopt;
+                  SmallVector<int64_t> rows(shape->size(), 1);
+                  rows.back() = shape->back();
+                  if (rows == *shape)
+                    return std::nullopt;
+                  return rows;
+                }));
     vector::populateVectorTransferPermutationMapLoweringPatterns(unroll);
     if (failed(applyPatternsGreedily(func, std::move(unroll))))
       return signalPassFailure();
@@ -304,8 +302,7 @@ struct TileAndVectorizePass
       SmallVector<int64_t> threadTiles(rank, 1);
       threadTiles.back() = rank == 1 ? 64 * vectorSize : 0;
       if (!allParallel) {
-        SmallVector<utils::IteratorType> iterators =
-            op.getIteratorTypesArray();
+        SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
         for (unsigned i = 0; i < rank; ++i)
           if (!linalg::isParallelIterator(iterators[i]))
             threadTiles[i] = 0;
@@ -333,9 +330,9 @@ struct TileAndVectorizePass
   /// `kContractionDepth`, then for each column panel and row block a loop
   /// over the reduction with an 8 x 32 register tile of accumulators; the
   /// accumulators' reads and writes are hoisted out of that loop later.
-  FailureOr<linalg::LinalgOp>
-  scheduleContraction(RewriterBase &rewriter, linalg::LinalgOp op,
-                      const ContractionLoops &c) {
+  FailureOr<linalg::LinalgOp> scheduleContraction(RewriterBase &rewriter,
+                                                  linalg::LinalgOp op,
+                                                  const ContractionLoops &c) {
     unsigned rank = op.getNumLoops();
     SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
     linalg::LinalgOp current = op;
@@ -355,9 +352,8 @@ struct TileAndVectorizePass
 
     SmallVector<int64_t> depthTiles(rank, 0);
     depthTiles[c.reductions.front()] = kContractionDepth;
-    FailureOr<linalg::LinalgOp> blocked =
-        tile(rewriter, current, depthTiles,
-             scf::SCFTilingOptions::LoopType::ForOp);
+    FailureOr<linalg::LinalgOp> blocked = tile(
+        rewriter, current, depthTiles, scf::SCFTilingOptions::LoopType::ForOp);
     if (failed(blocked))
       return failure();
 
@@ -368,8 +364,7 @@ struct TileAndVectorizePass
     regTiles[c.col] = kContractionCols;
     SmallVector<int64_t> interchange;
     for (unsigned i = 0; i < rank; ++i)
-      if (linalg::isParallelIterator(iterators[i]) && i != c.row &&
-          i != c.col)
+      if (linalg::isParallelIterator(iterators[i]) && i != c.row && i != c.col)
         interchange.push_back(i);
     interchange.push_back(c.col);
     interchange.push_back(c.row);
@@ -382,8 +377,7 @@ struct TileAndVectorizePass
       return failure();
     // The column and row loops, outermost first.
     SmallVector<scf::ForOp> enclosing;
-    for (Operation *p = (*tiled)->getParentOp(); p;
-         p = p->getParentOp()) {
+    for (Operation *p = (*tiled)->getParentOp(); p; p = p->getParentOp()) {
       auto loop = dyn_cast<scf::ForOp>(p);
       if (!loop)
         break;

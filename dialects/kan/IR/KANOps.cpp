@@ -71,15 +71,13 @@ static LogicalResult verifyRational(Operation *op, RankedTensorType inputType,
 
 LogicalResult RationalOp::reifyResultShapes(
     OpBuilder &b, ReifiedRankedShapedTypeDims &reifiedReturnShapes) {
-  reifiedReturnShapes.push_back(
-      tensor::getMixedSizes(b, getLoc(), getInput()));
+  reifiedReturnShapes.push_back(tensor::getMixedSizes(b, getLoc(), getInput()));
   return success();
 }
 
 LogicalResult RationalOp::verify() {
-  return verifyRational(*this, getInput().getType(),
-                        getNumerator().getType(), getDenominator().getType(),
-                        getM(), getN());
+  return verifyRational(*this, getInput().getType(), getNumerator().getType(),
+                        getDenominator().getType(), getM(), getN());
 }
 
 //===----------------------------------------------------------------------===//
@@ -87,9 +85,8 @@ LogicalResult RationalOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult RationalGradOp::verify() {
-  return verifyRational(*this, getInput().getType(),
-                        getNumerator().getType(), getDenominator().getType(),
-                        getM(), getN());
+  return verifyRational(*this, getInput().getType(), getNumerator().getType(),
+                        getDenominator().getType(), getM(), getN());
 }
 
 //===----------------------------------------------------------------------===//
@@ -104,8 +101,9 @@ constexpr int64_t kMaxOrder = 8;
 constexpr int64_t kMaxDegree = 64;
 } // namespace
 
-LogicalResult LayerOp::reifyResultShapes(
-    OpBuilder &b, ReifiedRankedShapedTypeDims &reifiedReturnShapes) {
+LogicalResult
+LayerOp::reifyResultShapes(OpBuilder &b,
+                           ReifiedRankedShapedTypeDims &reifiedReturnShapes) {
   SmallVector<OpFoldResult> sizes =
       tensor::getMixedSizes(b, getLoc(), getInput());
   sizes.back() = tensor::getMixedSize(b, getLoc(), getWeight(), 0);

@@ -77,34 +77,33 @@ static Value buildBSpline(OpBuilder &b, Location loc, const BasisParams &bp,
   // Knots as efficient-kan computes them: index * h + lo in f32.
   auto knot = [&](int64_t s) {
     Value j = indexToF32(b, loc, k, s - p);
-    return arith::AddFOp::create(
-        b, loc, arith::MulFOp::create(b, loc, j, hv), lo);
+    return arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, j, hv),
+                                 lo);
   };
   SmallVector<Value> d;
   Value prev = knot(0);
   Value tk = prev;
   for (int64_t s = 0; s <= p; ++s) {
     Value next = knot(s + 1);
-    Value ge = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGE, x,
-                                     prev);
-    Value lt = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, x,
-                                     next);
+    Value ge =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGE, x, prev);
+    Value lt =
+        arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, x, next);
     Value in = arith::AndIOp::create(b, loc, ge, lt);
     d.push_back(arith::SelectOp::create(b, loc, in, one, zero));
     prev = next;
   }
   if (p == 0)
     return d[0];
-  Value u = arith::DivFOp::create(
-      b, loc, arith::SubFOp::create(b, loc, x, tk), hv);
+  Value u =
+      arith::DivFOp::create(b, loc, arith::SubFOp::create(b, loc, x, tk), hv);
   for (int64_t q = 1; q <= p; ++q) {
     Value invQ = f32Const(b, loc, 1.0 / static_cast<double>(q));
     for (int64_t s = 0; s + q <= p; ++s) {
       Value left = arith::MulFOp::create(
           b, loc, arith::SubFOp::create(b, loc, u, f32Const(b, loc, s)), d[s]);
       Value right = arith::MulFOp::create(
-          b, loc,
-          arith::SubFOp::create(b, loc, f32Const(b, loc, s + q + 1), u),
+          b, loc, arith::SubFOp::create(b, loc, f32Const(b, loc, s + q + 1), u),
           d[s + 1]);
       d[s] = arith::MulFOp::create(
           b, loc, arith::AddFOp::create(b, loc, left, right), invQ);
@@ -160,7 +159,8 @@ Value moka::kan::buildBasisFunction(OpBuilder &b, Location loc,
   case Basis::fourier: {
     // k < F: cos((k + 1) x); otherwise sin((k - F + 1) x).
     Value f = arith::ConstantIndexOp::create(b, loc, bp.gridSize);
-    Value isCos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, k, f);
+    Value isCos =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, k, f);
     Value freqIdx = arith::RemUIOp::create(b, loc, k, f);
     Value freq = indexToF32(b, loc, freqIdx, 1);
     Value arg = arith::MulFOp::create(b, loc, freq, x);

@@ -135,8 +135,7 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
     SmallVector<OpFoldResult> sizes;
     for (int64_t p : perm)
       sizes.push_back(tensor::getMixedSize(b, loc, wExp, p));
-    Value init =
-        tensor::EmptyOp::create(b, loc, sizes, wType.getElementType());
+    Value init = tensor::EmptyOp::create(b, loc, sizes, wType.getElementType());
     wt = linalg::TransposeOp::create(b, loc, wExp, init, perm).getResult()[0];
 
     SmallVector<ReassociationIndices> accReassoc;
@@ -145,8 +144,7 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
     accReassoc.push_back({lead, lead + 1});
     SmallVector<int64_t> accShape(accType.getShape().drop_back());
     accShape.append({panels, panel});
-    SmallVector<OpFoldResult> accSizes =
-        tensor::getMixedSizes(b, loc, acc);
+    SmallVector<OpFoldResult> accSizes = tensor::getMixedSizes(b, loc, acc);
     accSizes.back() = b.getIndexAttr(panels);
     accSizes.push_back(b.getIndexAttr(panel));
     accView = tensor::ExpandShapeOp::create(
@@ -192,6 +190,17 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
     Value x = op.getInput();
+    // A layer whose result feeds a rational keeps its output unreshaped, so
+    // that the rational can be fused into this layer's tile as an epilogue
+    // (tile-and-fuse does not see through the reshape a panel view needs).
+    bool feedsRational = llvm::any_of(op->getUsers(), [&](Operation *user) {
+      if (isa<RationalOp>(user))
+        return true;
+      auto next = dyn_cast<LayerOp>(user);
+      return next && next.getBasis() == Basis::rational &&
+             next.getInput() == op.getResult();
+    });
+    int64_t panel = feedsRational ? 0 : this->panel;
     auto xType = cast<RankedTensorType>(x.getType());
     Type elt = xType.getElementType();
     Type f32 = rewriter.getF32Type();
@@ -199,8 +208,7 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
 
     SmallVector<OpFoldResult> xSizes = tensor::getMixedSizes(rewriter, loc, x);
     SmallVector<OpFoldResult> outSizes(xSizes.begin(), xSizes.end() - 1);
-    outSizes.push_back(
-        tensor::getMixedSize(rewriter, loc, op.getWeight(), 0));
+    outSizes.push_back(tensor::getMixedSize(rewriter, loc, op.getWeight(), 0));
     unsigned outLoops = outSizes.size();
 
     // Accumulator: the broadcast bias, or zero.
@@ -245,23 +253,23 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
       for (int64_t i = 0; i < rank; ++i)
         xExprs.push_back(getAffineDimExpr(i, ctx));
       AffineMap xMap = AffineMap::get(rank + 1, 0, xExprs, ctx);
-      Value phi = mapGeneric(
-          rewriter, loc, phiSizes, x, xMap, f32,
-          [&](OpBuilder &b, Location l, ValueRange args) {
-            Value k = linalg::IndexOp::create(b, l, rank);
-            return buildBasisFunction(b, l, params, toF32(b, l, args[0]), k);
-          });
+      Value phi = mapGeneric(rewriter, loc, phiSizes, x, xMap, f32,
+                             [&](OpBuilder &b, Location l, ValueRange args) {
+                               Value k = linalg::IndexOp::create(b, l, rank);
+                               return buildBasisFunction(
+                                   b, l, params, toF32(b, l, args[0]), k);
+                             });
       acc = contract(rewriter, loc, phi, op.getWeight(), acc, /*hasK=*/true,
                      panel);
     }
 
     if (elt != f32) {
       AffineMap id = rewriter.getMultiDimIdentityMap(outLoops);
-      acc = mapGeneric(rewriter, loc, outSizes, acc, id, elt,
-                       [&](OpBuilder &b, Location l, ValueRange args) {
-                         return arith::TruncFOp::create(b, l, elt, args[0])
-                             .getResult();
-                       });
+      acc = mapGeneric(
+          rewriter, loc, outSizes, acc, id, elt,
+          [&](OpBuilder &b, Location l, ValueRange args) {
+            return arith::TruncFOp::create(b, l, elt, args[0]).getResult();
+          });
     }
     if (acc.getType() != op.getType())
       acc = tensor::CastOp::create(rewriter, loc, op.getType(), acc);

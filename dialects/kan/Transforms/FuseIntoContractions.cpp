@@ -49,8 +49,8 @@ bool isElementwiseActivation(Operation *op) {
 /// True when `v` has exactly one use that is neither a `tensor.dim` (the
 /// sizes that tiling queries resolve to the producer's operands afterwards)
 /// nor an op in `ignored` (originals being replaced by their tiles).
-bool hasOneRealUse(Value v,
-                   const llvm::SmallPtrSetImpl<Operation *> *ignored = nullptr) {
+bool hasOneRealUse(
+    Value v, const llvm::SmallPtrSetImpl<Operation *> *ignored = nullptr) {
   int count = 0;
   for (Operation *user : v.getUsers())
     if (!isa<tensor::DimOp>(user) && !(ignored && ignored->contains(user)))
@@ -92,8 +92,8 @@ SmallVector<int64_t> rowTileSizes(TilingInterface op, int64_t rowTile) {
     AffineMap out =
         linalgOp.getMatchingIndexingMap(linalgOp.getDpsInitOperand(0));
     for (auto [i, it] : llvm::enumerate(iterators))
-      if (it == utils::IteratorType::parallel &&
-          lhs.isFunctionOfDim(i) && out.isFunctionOfDim(i))
+      if (it == utils::IteratorType::parallel && lhs.isFunctionOfDim(i) &&
+          out.isFunctionOfDim(i))
         rows.push_back(i);
   }
   if (rows.empty())
@@ -113,8 +113,8 @@ bool isRoot(Operation *op) {
   auto fusesInto = [](Operation *user) {
     return isa<RationalOp>(user) || isContraction(user);
   };
-  bool consumedByChain = hasOneRealUse(op->getResult(0)) &&
-                         fusesInto(realUser(op->getResult(0)));
+  bool consumedByChain =
+      hasOneRealUse(op->getResult(0)) && fusesInto(realUser(op->getResult(0)));
   if (isContraction(op))
     return !consumedByChain;
   if (auto rational = dyn_cast<RationalOp>(op)) {

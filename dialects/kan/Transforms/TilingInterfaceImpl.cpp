@@ -52,10 +52,10 @@ bool coversLastDim(Value v, OpFoldResult offset, OpFoldResult size) {
   int64_t extent = type.getDimSize(last);
   if (std::optional<int64_t> s = getConstantIntValue(size))
     return !ShapedType::isDynamic(extent) && *s == extent;
-  auto dim = dyn_cast_if_present<Value>(size)
-                 ? dyn_cast_or_null<tensor::DimOp>(
-                       cast<Value>(size).getDefiningOp())
-                 : nullptr;
+  auto dim =
+      dyn_cast_if_present<Value>(size)
+          ? dyn_cast_or_null<tensor::DimOp>(cast<Value>(size).getDefiningOp())
+          : nullptr;
   if (!dim || dim.getSource() != v)
     return false;
   std::optional<int64_t> idx = dim.getConstantIndex();
@@ -71,15 +71,13 @@ struct RationalTilingModel
   SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
     auto rational = cast<RationalOp>(op);
     return SmallVector<utils::IteratorType>(
-        rational.getInput().getType().getRank(),
-        utils::IteratorType::parallel);
+        rational.getInput().getType().getRank(), utils::IteratorType::parallel);
   }
 
   SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
     auto rational = cast<RationalOp>(op);
     Location loc = op->getLoc();
-    return domainOf(b, loc,
-                    tensor::getMixedSizes(b, loc, rational.getInput()));
+    return domainOf(b, loc, tensor::getMixedSizes(b, loc, rational.getInput()));
   }
 
   FailureOr<TilingResult>
@@ -133,8 +131,8 @@ struct RationalTilingModel
           Value numRow = shared ? zero : g;
           auto coeff = [&](Value t, Value row, int64_t col, bool abs) {
             Value colIdx = arith::ConstantIndexOp::create(nb, nl, col);
-            Value v = tensor::ExtractOp::create(nb, nl, t,
-                                                ValueRange{row, colIdx});
+            Value v =
+                tensor::ExtractOp::create(nb, nl, t, ValueRange{row, colIdx});
             if (!v.getType().isF32())
               v = arith::ExtFOp::create(nb, nl, f32, v);
             return abs ? math::AbsFOp::create(nb, nl, v).getResult() : v;
@@ -248,8 +246,7 @@ struct LayerTilingModel
     auto rowsOf = [&](Value w) {
       auto type = cast<RankedTensorType>(w.getType());
       SmallVector<OpFoldResult> wOffsets(type.getRank(), zero);
-      SmallVector<OpFoldResult> wSizes =
-          tensor::getMixedSizes(b, loc, w);
+      SmallVector<OpFoldResult> wSizes = tensor::getMixedSizes(b, loc, w);
       wOffsets[0] = oOffset;
       wSizes[0] = oSize;
       return slice(b, loc, w, wOffsets, wSizes, result.generatedSlices);
@@ -267,8 +264,8 @@ struct LayerTilingModel
     SmallVector<int64_t> staticSizes;
     SmallVector<Value> dynamicSizes;
     dispatchIndexOpFoldResults(sizes, dynamicSizes, staticSizes);
-    auto tileType = RankedTensorType::get(
-        staticSizes, layer.getType().getElementType());
+    auto tileType =
+        RankedTensorType::get(staticSizes, layer.getType().getElementType());
     Operation *tiled = mlir::clone(b, op, {tileType}, operands);
     result.tiledOps.push_back(tiled);
     result.tiledValues.push_back(tiled->getResult(0));

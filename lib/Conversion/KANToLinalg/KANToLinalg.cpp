@@ -96,8 +96,8 @@ GroupedView groupChannels(OpBuilder &b, Location loc, Value x, int64_t groups,
     if (checkDivisible) {
       Value rem = arith::RemUIOp::create(b, loc, c, g);
       Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-      Value divisible = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::eq, rem, zero);
+      Value divisible =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rem, zero);
       cf::AssertOp::create(b, loc, divisible,
                            "kan.rational: channel count is not divisible by "
                            "the number of groups");
@@ -199,7 +199,7 @@ struct RationalOpLowering : OpConversionPattern<kan::RationalOp> {
 /// Rows of the flattened input per partial sum of the coefficient gradients.
 /// Fixed, so that the partition (and with it every rounding) depends only on
 /// the shape, never on the number of threads.
-constexpr int64_t kGradRowsPerPartial = 16;
+constexpr int64_t kGradRowsPerPartial = 8;
 
 /// Largest power of two up to 16 that divides a static `extent`; 1 when
 /// `extent` is dynamic. Partial sums keep this many lanes apart so that the
@@ -225,8 +225,8 @@ Value flattenForPartials(OpBuilder &b, Location loc, Value v, int64_t groups,
   int64_t rank = type.getRank();
   Value rows2d;
   if (rank == 1) {
-    auto t2 = RankedTensorType::get({1, type.getDimSize(0)},
-                                    type.getElementType());
+    auto t2 =
+        RankedTensorType::get({1, type.getDimSize(0)}, type.getElementType());
     SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1),
                                        tensor::getMixedSize(b, loc, v, 0)};
     rows2d = tensor::ExpandShapeOp::create(
@@ -340,16 +340,15 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         }
         sp = math::FmaOp::create(b, l, sp, ax, q);
         q = math::FmaOp::create(b, l, q, ax, one);
-        Value isZero = arith::CmpFOp::create(
-            b, l, arith::CmpFPredicate::OEQ, v, zero);
+        Value isZero =
+            arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v, zero);
         Value s = arith::SelectOp::create(
             b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
         // (R - P S / Q) / Q with one division.
         Value rq = arith::DivFOp::create(b, l, one, q);
-        Value ps = arith::MulFOp::create(
-            b, l, arith::MulFOp::create(b, l, p, s), rq);
-        y = arith::MulFOp::create(b, l, arith::SubFOp::create(b, l, r, ps),
-                                  rq);
+        Value ps =
+            arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, p, s), rq);
+        y = arith::MulFOp::create(b, l, arith::SubFOp::create(b, l, r, ps), rq);
       }
       y = arith::MulFOp::create(b, l, d, y);
       if (elt != f32)
@@ -360,15 +359,15 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     // partials (x and dy are read from memory once) unless the leading
     // dimensions cannot be restored from the flattened rows (more than one
     // dynamic leading dimension).
-    int64_t dynamicLead = llvm::count_if(
-        xType.getShape().drop_back(),
-        [](int64_t d) { return ShapedType::isDynamic(d); });
+    int64_t dynamicLead =
+        llvm::count_if(xType.getShape().drop_back(),
+                       [](int64_t d) { return ShapedType::isDynamic(d); });
     bool fuseDx = dynamicLead <= 1;
     Value dx;
     if (!fuseDx) {
-      auto dxOp = linalg::GenericOp::create(
-          rewriter, loc, TypeRange{gx.type}, inputs, ValueRange{dxInit}, maps,
-          parallel, dxBody);
+      auto dxOp =
+          linalg::GenericOp::create(rewriter, loc, TypeRange{gx.type}, inputs,
+                                    ValueRange{dxInit}, maps, parallel, dxBody);
       dx = tensor::CollapseShapeOp::create(rewriter, loc, xType,
                                            dxOp.getResult(0), gx.reassociation);
     }
@@ -387,9 +386,9 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         rewriter, loc, s0.ceilDiv(kGradRowsPerPartial), {rows});
     // One [P, G, L] tensor of partials per coefficient: each shared output of
     // the forall then has exactly one parallel_insert_slice.
-    SmallVector<OpFoldResult> partialSizes = {
-        numPartials, rewriter.getIndexAttr(groups),
-        rewriter.getIndexAttr(lanes)};
+    SmallVector<OpFoldResult> partialSizes = {numPartials,
+                                              rewriter.getIndexAttr(groups),
+                                              rewriter.getIndexAttr(lanes)};
     SmallVector<Value> partialsInit;
     for (int64_t k = 0; k < numTerms; ++k)
       partialsInit.push_back(
@@ -399,9 +398,9 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     if (fuseDx)
       sharedInits.push_back(tensor::EmptyOp::create(
           rewriter, loc, tensor::getMixedSizes(rewriter, loc, x4), elt));
-    auto forall = scf::ForallOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{numPartials}, sharedInits,
-        std::nullopt);
+    auto forall = scf::ForallOp::create(rewriter, loc,
+                                        ArrayRef<OpFoldResult>{numPartials},
+                                        sharedInits, std::nullopt);
     {
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(forall.getBody());
@@ -422,12 +421,12 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
       SmallVector<OpFoldResult> sizes = {count, rewriter.getIndexAttr(groups),
                                          jDim, rewriter.getIndexAttr(lanes)};
       SmallVector<OpFoldResult> strides(4, oneIdx);
-      Value xs =
-          tensor::ExtractSliceOp::create(rewriter, loc, x4, offs, sizes, strides);
+      Value xs = tensor::ExtractSliceOp::create(rewriter, loc, x4, offs, sizes,
+                                                strides);
       Value dys = tensor::ExtractSliceOp::create(rewriter, loc, dy4, offs,
                                                  sizes, strides);
 
-      Value dxBlock;
+      Value dxBlock, tBlock, uBlock;
       if (fuseDx) {
         AffineMap id4 = rewriter.getMultiDimIdentityMap(4);
         AffineMap g4 = AffineMap::get(4, 0, {getAffineDimExpr(1, ctx)}, ctx);
@@ -448,13 +447,62 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         Value blockInit = tensor::ExtractSliceOp::create(
             rewriter, loc, forall.getRegionIterArgs()[numTerms], offs, sizes,
             strides);
-        dxBlock = linalg::GenericOp::create(
-                      rewriter, loc, TypeRange{blockInit.getType()}, dxIns,
-                      ValueRange{blockInit}, dxMaps,
-                      SmallVector<utils::IteratorType>(
-                          4, utils::IteratorType::parallel),
-                      dxBody)
-                      .getResult(0);
+        // Besides dx, the block's t = dy / Q and u = -dy P / Q^2 (f32), from
+        // which the coefficient partials follow without evaluating P and Q
+        // again; they stay in cache.
+        Value tInit = tensor::EmptyOp::create(rewriter, loc, sizes, f32);
+        Value uInit = tensor::EmptyOp::create(rewriter, loc, sizes, f32);
+        dxMaps.append({id4, id4});
+        auto dxOp = linalg::GenericOp::create(
+            rewriter, loc,
+            TypeRange{blockInit.getType(), tInit.getType(), uInit.getType()},
+            dxIns, ValueRange{blockInit, tInit, uInit}, dxMaps,
+            SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value v = toF32(b, l, args[0]);
+              Value d = toF32(b, l, args[1]);
+              ValueRange a = args.slice(2, m + 1);
+              ValueRange bb = args.slice(m + 3, n);
+              Value zero = f32Constant(b, l, 0.0);
+              Value one = f32Constant(b, l, 1.0);
+              Value p = a[m];
+              Value r = zero;
+              for (int64_t i = m - 1; i >= 0; --i) {
+                r = math::FmaOp::create(b, l, r, v, p);
+                p = math::FmaOp::create(b, l, p, v, a[i]);
+              }
+              Value q = one, s = zero;
+              if (n > 0) {
+                Value ax = math::AbsFOp::create(b, l, v);
+                Value sp = zero;
+                q = bb[n - 1];
+                for (int64_t j = n - 2; j >= 0; --j) {
+                  sp = math::FmaOp::create(b, l, sp, ax, q);
+                  q = math::FmaOp::create(b, l, q, ax, bb[j]);
+                }
+                sp = math::FmaOp::create(b, l, sp, ax, q);
+                q = math::FmaOp::create(b, l, q, ax, one);
+                Value isZero = arith::CmpFOp::create(
+                    b, l, arith::CmpFPredicate::OEQ, v, zero);
+                s = arith::SelectOp::create(
+                    b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
+              }
+              // t = dy / Q, u = -t P / Q, dx = t R + u S.
+              Value rq = arith::DivFOp::create(b, l, one, q);
+              Value t = arith::MulFOp::create(b, l, d, rq);
+              Value u = arith::NegFOp::create(
+                  b, l,
+                  arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
+                                        rq));
+              Value y = math::FmaOp::create(b, l, u, s,
+                                            arith::MulFOp::create(b, l, t, r));
+              if (elt != f32)
+                y = arith::TruncFOp::create(b, l, elt, y);
+              linalg::YieldOp::create(b, l, ValueRange{y, t, u});
+            });
+        dxBlock = dxOp.getResult(0);
+        tBlock = dxOp.getResult(1);
+        uBlock = dxOp.getResult(2);
       }
 
       // Loops (g, r, j, l): g and l parallel, r and j reduced.
@@ -465,13 +513,18 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
       AffineMap outMap = AffineMap::get(4, 0, {d(0), d(3)}, ctx);
       SmallVector<Value> ins = {xs, dys};
       SmallVector<AffineMap> pmaps = {elemMap, elemMap};
-      for (int64_t i = 0; i <= m; ++i) {
-        ins.push_back(extractColumn(rewriter, loc, num, i, shared));
-        pmaps.push_back(shared ? none : gMap);
-      }
-      for (int64_t j = 0; j < n; ++j) {
-        ins.push_back(extractColumn(rewriter, loc, absDen, j, false));
-        pmaps.push_back(gMap);
+      if (fuseDx) {
+        ins = {xs, tBlock, uBlock};
+        pmaps.push_back(elemMap);
+      } else {
+        for (int64_t i = 0; i <= m; ++i) {
+          ins.push_back(extractColumn(rewriter, loc, num, i, shared));
+          pmaps.push_back(shared ? none : gMap);
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          ins.push_back(extractColumn(rewriter, loc, absDen, j, false));
+          pmaps.push_back(gMap);
+        }
       }
       Value zero = f32Constant(rewriter, loc, 0.0);
       // One zero-filled accumulator per coefficient: the block's row of that
@@ -496,10 +549,32 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
            utils::IteratorType::reduction, utils::IteratorType::parallel},
           [&](OpBuilder &b, Location l, ValueRange args) {
             Value v = toF32(b, l, args[0]);
+            ValueRange acc = args.take_back(numTerms);
+            // da_i += t x^i; db_j += u |x|^j (sign(b_j) applied once at the
+            // end).
+            auto accumulate = [&](Value t, Value u, Value ax) {
+              SmallVector<Value> results;
+              Value term = t;
+              for (int64_t i = 0; i <= m; ++i) {
+                if (i > 0)
+                  term = arith::MulFOp::create(b, l, term, v);
+                results.push_back(arith::AddFOp::create(b, l, acc[i], term));
+              }
+              Value uterm = u;
+              for (int64_t j = 0; j < n; ++j) {
+                uterm = arith::MulFOp::create(b, l, uterm, ax);
+                results.push_back(
+                    arith::AddFOp::create(b, l, acc[m + 1 + j], uterm));
+              }
+              linalg::YieldOp::create(b, l, results);
+            };
+            if (fuseDx) {
+              accumulate(args[1], args[2], math::AbsFOp::create(b, l, v));
+              return;
+            }
             Value dv = toF32(b, l, args[1]);
             ValueRange a = args.slice(2, m + 1);
             ValueRange bb = args.slice(m + 3, n);
-            ValueRange acc = args.take_back(numTerms);
             Value one = f32Constant(b, l, 1.0);
             Value p = a[m];
             for (int64_t i = m - 1; i >= 0; --i)
@@ -512,34 +587,20 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
                 q = math::FmaOp::create(b, l, q, ax, bb[j]);
               q = math::FmaOp::create(b, l, q, ax, one);
             }
-            // da_i += dy x^i / Q; db_j += -dy P / Q^2 |x|^j (sign(b_j)
-            // applied once at the end).
             Value rq = arith::DivFOp::create(b, l, one, q);
             Value t = arith::MulFOp::create(b, l, dv, rq);
-            SmallVector<Value> results;
-            Value term = t;
-            for (int64_t i = 0; i <= m; ++i) {
-              if (i > 0)
-                term = arith::MulFOp::create(b, l, term, v);
-              results.push_back(arith::AddFOp::create(b, l, acc[i], term));
-            }
             Value u = arith::NegFOp::create(
                 b, l,
                 arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
                                       rq));
-            Value uterm = u;
-            for (int64_t j = 0; j < n; ++j) {
-              uterm = arith::MulFOp::create(b, l, uterm, ax);
-              results.push_back(
-                  arith::AddFOp::create(b, l, acc[m + 1 + j], uterm));
-            }
-            linalg::YieldOp::create(b, l, results);
+            accumulate(t, u, ax);
           });
       rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
       for (int64_t k = 0; k < numTerms; ++k) {
         SmallVector<OpFoldResult> dst = {p, zeroIdx, zeroIdx};
-        SmallVector<OpFoldResult> dstSizes = {
-            oneIdx, rewriter.getIndexAttr(groups), rewriter.getIndexAttr(lanes)};
+        SmallVector<OpFoldResult> dstSizes = {oneIdx,
+                                              rewriter.getIndexAttr(groups),
+                                              rewriter.getIndexAttr(lanes)};
         SmallVector<OpFoldResult> unitStrides(3, oneIdx);
         tensor::ParallelInsertSliceOp::create(
             rewriter, loc, partial.getResult(k), forall.getRegionIterArgs()[k],
@@ -594,7 +655,8 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
                               AffineMap::get(numLoops, 0, outExprs, ctx)},
           iterators, [&](OpBuilder &b, Location l, ValueRange args) {
             linalg::YieldOp::create(
-                b, l, arith::AddFOp::create(b, l, args[1], args[0]).getResult());
+                b, l,
+                arith::AddFOp::create(b, l, args[1], args[0]).getResult());
           });
       return sum.getResult(0);
     };
@@ -629,9 +691,9 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         unit);
     if (shared) {
       // Loops (i, g).
-      daTotals = sumInto(daTotals, {d(1), d(0)}, {getAffineConstantExpr(0, ctx),
-                                                   d(0)},
-                         {1, m + 1}, 2, {IT::parallel, IT::reduction});
+      daTotals =
+          sumInto(daTotals, {d(1), d(0)}, {getAffineConstantExpr(0, ctx), d(0)},
+                  {1, m + 1}, 2, {IT::parallel, IT::reduction});
     }
     Value da = mapToType(rewriter, loc, daTotals, coeffElt);
 
@@ -649,14 +711,13 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
                                  rewriter.getIndexAttr(n)},
           unit);
       // times sign(b), as torch.sign (0 for 0).
-      Value init = tensor::EmptyOp::create(rewriter, loc, denType.getShape(),
-                                           coeffElt);
+      Value init =
+          tensor::EmptyOp::create(rewriter, loc, denType.getShape(), coeffElt);
       AffineMap id2 = rewriter.getMultiDimIdentityMap(2);
       db = linalg::GenericOp::create(
                rewriter, loc, TypeRange{init.getType()},
                ValueRange{dbTotals, adaptor.getDenominator()}, ValueRange{init},
-               ArrayRef<AffineMap>{id2, id2, id2},
-               {IT::parallel, IT::parallel},
+               ArrayRef<AffineMap>{id2, id2, id2}, {IT::parallel, IT::parallel},
                [&](OpBuilder &b, Location l, ValueRange args) {
                  Value bv = toF32(b, l, args[1]);
                  Value z = f32Constant(b, l, 0.0);
@@ -689,8 +750,8 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
                {utils::IteratorType::parallel, utils::IteratorType::parallel},
                [&](OpBuilder &nb, Location l, ValueRange args) {
                  linalg::YieldOp::create(
-                     nb, l, arith::TruncFOp::create(nb, l, elt, args[0])
-                                .getResult());
+                     nb, l,
+                     arith::TruncFOp::create(nb, l, elt, args[0]).getResult());
                })
         .getResult(0);
   }

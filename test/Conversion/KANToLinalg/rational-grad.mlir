@@ -1,24 +1,28 @@
 // RUN: moka-opt %s --convert-kan-to-linalg --canonicalize --cse | FileCheck %s
 
-// One scf.forall over blocks of 16 rows (ceildiv; the partition depends on
+// One scf.forall over blocks of 8 rows (ceildiv; the partition depends on
 // the shape only, never on the thread count). Each block computes its dx
-// and, from the same rows while they are in cache, per-block partial sums of
-// the coefficient gradients that keep 16 channel lanes apart, one tensor per
-// coefficient (6 + 4). Fixed-order reductions over blocks and lanes follow.
-// No atomics anywhere.
-// CHECK-DAG: #[[$BLOCKS:.*]] = affine_map<()[s0] -> (s0 ceildiv 16)>
-// CHECK-DAG: #[[$ROWS:.*]] = affine_map<(d0)[s0] -> (d0 * -16 + s0, 16)>
+// together with t = dy/Q and u = -dy P/Q^2, and from those, while they are
+// in cache, per-block partial sums of the coefficient gradients that keep 16
+// channel lanes apart, one tensor per coefficient (6 + 4). Fixed-order
+// reductions over blocks and lanes follow. No atomics anywhere.
+// CHECK-DAG: #[[$BLOCKS:.*]] = affine_map<()[s0] -> (s0 ceildiv 8)>
+// CHECK-DAG: #[[$ROWS:.*]] = affine_map<(d0)[s0] -> (d0 * -8 + s0, 8)>
 // CHECK-LABEL: func.func @grad
 // CHECK:         tensor.expand_shape %arg0 {{\[}}[0], [1, 2, 3]] output_shape [%{{.*}}, 8, 24, 16]
 // CHECK:         %[[NB:.*]] = affine.apply #[[$BLOCKS]]()
 // CHECK:         %[[P:.*]]:11 = scf.forall (%[[B:.*]]) in (%[[NB]])
 // CHECK:           affine.min #[[$ROWS]](%[[B]])
-// CHECK:           %[[DX:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins({{.*}} : tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>,
+// CHECK:           %[[DX:.*]]:3 = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins({{.*}} : tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>,
 // CHECK:             math.copysign
-// CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction", "parallel"]} ins({{.*}} : tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>,
+// CHECK:             arith.divf
+// CHECK-NOT:         arith.divf
+// CHECK:           } -> (tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>)
+// CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction", "parallel"]} ins(%{{.*}}, %[[DX]]#1, %[[DX]]#2 : tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>, tensor<?x8x24x16xf32>)
+// CHECK-NOT:         arith.divf
 // CHECK:           } -> (tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>)
 // CHECK-COUNT-10:  tensor.parallel_insert_slice {{.*}} [1, 8, 16] [1, 1, 1] : tensor<8x16xf32> into tensor<?x8x16xf32>
-// CHECK:           tensor.parallel_insert_slice %[[DX]]
+// CHECK:           tensor.parallel_insert_slice %[[DX]]#0
 // CHECK:         %[[DXR:.*]] = tensor.collapse_shape %[[P]]#10 {{\[}}[0], [1, 2, 3]] : tensor<?x8x24x16xf32> into tensor<?x3072xf32>
 // CHECK-COUNT-10: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]} ins(%[[P]]#{{[0-9]}}
 // CHECK-NOT:     atomic

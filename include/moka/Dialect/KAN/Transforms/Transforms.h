@@ -20,9 +20,8 @@ namespace moka::kan {
 /// numerator coefficients (lowest degree first) and `absDen` the n
 /// denominator coefficients with their absolute value already taken, all f32
 /// scalars or vectors of the shape of `x`.
-mlir::Value buildRational(mlir::OpBuilder &b, mlir::Location loc,
-                          mlir::Value x, mlir::ValueRange num,
-                          mlir::ValueRange absDen);
+mlir::Value buildRational(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                          mlir::ValueRange num, mlir::ValueRange absDen);
 
 /// The basis of a non-rational `kan.layer`, with defaults applied.
 struct BasisParams {
