@@ -95,6 +95,7 @@ void moka::buildCPUPipeline(OpPassManager &pm,
   if (options.parallel) {
     pm.addPass(createForallToParallelLoopPass());
     pm.addPass(createConvertSCFToOpenMPPass());
+    pm.addPass(createBalanceThreadsPass());
   } else {
     pm.addPass(createForallToForLoopPass());
   }

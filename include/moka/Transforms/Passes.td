@@ -45,4 +45,18 @@ def TileAndVectorizePass : Pass<"moka-tile-and-vectorize", "mlir::func::FuncOp">
   ];
 }
 
+def BalanceThreadsPass : Pass<"moka-balance-threads"> {
+  let summary = "Schedule OpenMP loops over heavy tiles dynamically";
+  let description = [{
+    Gives every `omp.wsloop` whose iterations are loop nests of depth two or
+    more (tiles of matrix products, blocks of rows of a gradient) a dynamic
+    schedule: each thread takes the next tile when it finishes one, so a
+    partial last tile or a thread slowed by the rest of the machine does not
+    hold up the others. Loops over single rows of element-wise work (one
+    inner loop per iteration) keep the static schedule, whose contiguous
+    blocks of rows are better for memory streaming.
+  }];
+  let dependentDialects = ["mlir::omp::OpenMPDialect"];
+}
+
 #endif // MOKA_TRANSFORMS_PASSES_TD
