@@ -6,11 +6,20 @@ each round times every contender once (a median over a few runs), and the
 report gives each contender's best round and the median over rounds of the
 per-round ratios, which cancels the drift that hits both sides of a round
 alike.
+
+Importing this module also configures the peers' BLAS (see below).
 """
 
+import os
 import time
 
-import numpy as np
+# Peers at their best: OpenBLAS's core detection fails in these VMs and loses
+# several times; it must be told the core type before numpy or PyTorch load
+# it. Import this module first.
+if "avx512f" in open("/proc/cpuinfo").read():
+    os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+
+import numpy as np  # noqa: E402
 
 
 def median_ms(fn, runs):

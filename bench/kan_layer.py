@@ -13,12 +13,10 @@ the best bare matrix product (the goal: >= 85%, the activation nearly free).
     PYTHONPATH=python /usr/bin/python3 bench/kan_layer.py [--runs 7]
 """
 
-import os
-
-if "avx512f" in open("/proc/cpuinfo").read():
-    os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+from common import interleaved, median_ms, ratio  # first: configures BLAS
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -27,7 +25,6 @@ import torch.nn.functional as F  # noqa: E402
 import moka  # noqa: E402
 from moka.reference import rational, relative_error  # noqa: E402
 
-from common import interleaved, median_ms, ratio  # noqa: E402
 from rational import torch_rational  # noqa: E402
 
 MODULE = """

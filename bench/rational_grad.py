@@ -9,17 +9,18 @@ coefficient gradients are reductions that add no traffic. Goal: moka within
     PYTHONPATH=python /usr/bin/python3 bench/rational_grad.py [--runs 7]
 """
 
-import argparse
-import os
+from common import interleaved, median_ms, ratio  # first: configures BLAS
 
-import numpy as np
-import torch
+import argparse  # noqa: E402
+import os  # noqa: E402
 
-import moka
-from moka.reference import relative_error
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-from common import interleaved, median_ms, ratio
-from rational import torch_rational
+import moka  # noqa: E402
+from moka.reference import relative_error  # noqa: E402
+
+from rational import torch_rational  # noqa: E402
 
 MODULE = """
 func.func @grad(%x: tensor<{s}xf32>, %dy: tensor<{s}xf32>, %a: tensor<{g}x6xf32>, %b: tensor<{g}x4xf32>) -> (tensor<{s}xf32>, tensor<{g}x6xf32>, tensor<{g}x4xf32>) {{
