@@ -197,7 +197,11 @@ def KAN_LayerOp : KAN_Op<"layer", [
 
     For every basis but `rational`, `weight` is `[Cout, Cin, K]` and an
     optional `base_weight[Cout, Cin]` adds efficient-kan's and FastKAN's
-    `silu(x) @ base_weight^T` branch. `bias` is `[Cout]`. The result has the
+    `silu(x) @ base_weight^T` branch. `bias` is `[Cout]`. (efficient-kan's
+    `scaled_spline_weight`, ChebyKAN's `cheby_coeffs` transposed to
+    `[Cout, Cin, K]`, and FourierKAN's cosine and sine coefficients
+    concatenated along `K` are the `weight`; FastKAN's layer norm before the
+    basis is a separate op.) The result has the
     shape of `x` with `Cout` channels. Elements are `f32`, `f16` or `bf16`
     (all operands the same); arithmetic and accumulation are in `f32`.
 
