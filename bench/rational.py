@@ -7,15 +7,16 @@ median times, their ratio and the fraction of the memory-bandwidth floor
     PYTHONPATH=python /usr/bin/python3 bench/rational.py [--runs 7]
 """
 
-import argparse
-import os
-import time
+from common import median_ms  # first: configures BLAS
 
-import numpy as np
-import torch
+import argparse  # noqa: E402
+import os  # noqa: E402
 
-import moka
-from moka.reference import rational, relative_error
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import moka  # noqa: E402
+from moka.reference import rational, relative_error  # noqa: E402
 
 MODULE = """
 func.func @rational(%x: tensor<{s}xf32>, %a: tensor<{g}x6xf32>, %b: tensor<{g}x4xf32>) -> tensor<{s}xf32> {{
@@ -42,16 +43,6 @@ def torch_rational(x, a, b):
         q = q * ax + bg[..., j]
     q = q * ax + 1
     return (p / q).view(shape)
-
-
-def median_ms(fn, runs):
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
 
 
 def main():

@@ -19,13 +19,20 @@ using namespace mlir;
 
 namespace {
 
-/// Depth of the deepest scf.for nest inside `op`.
+/// True unless `loop` is known to run exactly once (a leftover of vector
+/// lowering that the canonicalizer removes later).
+bool iterates(scf::ForOp loop) {
+  std::optional<APInt> trips = loop.getStaticTripCount();
+  return !trips || trips->ugt(1);
+}
+
+/// Depth of the deepest nest of iterating scf.for loops inside `op`.
 unsigned loopDepth(Operation *op) {
   unsigned depth = 0;
   op->walk([&](scf::ForOp loop) {
     unsigned d = 0;
     for (Operation *p = loop; p && p != op; p = p->getParentOp())
-      if (isa<scf::ForOp>(p))
+      if (auto f = dyn_cast<scf::ForOp>(p); f && iterates(f))
         ++d;
     depth = std::max(depth, d);
   });

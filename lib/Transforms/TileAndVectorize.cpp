@@ -259,7 +259,9 @@ struct TileAndVectorizePass
                     return std::nullopt;
                   std::optional<SmallVector<int64_t>> shape =
                       unrollable.getShapeForUnroll();
-                  if (!shape || shape->size() < 2)
+                  // Only vectors whose rows are real vectors: a trailing
+                  // unit dimension would be unrolled into scalars.
+                  if (!shape || shape->size() < 2 || shape->back() == 1)
                     return std::nullopt;
                   SmallVector<int64_t> rows(shape->size(), 1);
                   rows.back() = shape->back();

@@ -62,12 +62,36 @@ bool coversLastDim(Value v, OpFoldResult offset, OpFoldResult size) {
   return idx && *idx == last;
 }
 
+/// The part shared by the kan ops' models: one result whose tile is the
+/// iteration-space tile itself.
+template <typename Model, typename OpTy>
+struct ResultIsDomainModel : TilingInterface::ExternalModel<Model, OpTy> {
+  LogicalResult
+  getResultTilePosition(Operation *op, OpBuilder &b, unsigned resultNumber,
+                        ArrayRef<OpFoldResult> offsets,
+                        ArrayRef<OpFoldResult> sizes,
+                        SmallVector<OpFoldResult> &resultOffsets,
+                        SmallVector<OpFoldResult> &resultSizes) const {
+    resultOffsets.assign(offsets.begin(), offsets.end());
+    resultSizes.assign(sizes.begin(), sizes.end());
+    return success();
+  }
+
+  FailureOr<TilingResult>
+  generateResultTileValue(Operation *op, OpBuilder &b, unsigned resultNumber,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes) const {
+    return static_cast<const Model *>(this)->getTiledImplementation(
+        op, b, offsets, sizes);
+  }
+};
+
 //===----------------------------------------------------------------------===//
 // kan.rational
 //===----------------------------------------------------------------------===//
 
 struct RationalTilingModel
-    : TilingInterface::ExternalModel<RationalTilingModel, RationalOp> {
+    : ResultIsDomainModel<RationalTilingModel, RationalOp> {
   SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
     auto rational = cast<RationalOp>(op);
     return SmallVector<utils::IteratorType>(
@@ -155,23 +179,6 @@ struct RationalTilingModel
     return result;
   }
 
-  LogicalResult
-  getResultTilePosition(Operation *op, OpBuilder &b, unsigned resultNumber,
-                        ArrayRef<OpFoldResult> offsets,
-                        ArrayRef<OpFoldResult> sizes,
-                        SmallVector<OpFoldResult> &resultOffsets,
-                        SmallVector<OpFoldResult> &resultSizes) const {
-    resultOffsets.assign(offsets.begin(), offsets.end());
-    resultSizes.assign(sizes.begin(), sizes.end());
-    return success();
-  }
-
-  FailureOr<TilingResult>
-  generateResultTileValue(Operation *op, OpBuilder &b, unsigned resultNumber,
-                          ArrayRef<OpFoldResult> offsets,
-                          ArrayRef<OpFoldResult> sizes) const {
-    return getTiledImplementation(op, b, offsets, sizes);
-  }
 
   LogicalResult getIterationDomainTileFromOperandTiles(
       Operation *op, OpBuilder &b, ArrayRef<unsigned> operandNumbers,
@@ -207,8 +214,7 @@ struct RationalTilingModel
 /// The iteration space of `kan.layer` is its result: the leading dimensions
 /// of the input and the output channels, all parallel. The reduction over
 /// input channels and basis functions stays inside each tile.
-struct LayerTilingModel
-    : TilingInterface::ExternalModel<LayerTilingModel, LayerOp> {
+struct LayerTilingModel : ResultIsDomainModel<LayerTilingModel, LayerOp> {
   SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
     auto layer = cast<LayerOp>(op);
     return SmallVector<utils::IteratorType>(layer.getType().getRank(),
@@ -272,23 +278,6 @@ struct LayerTilingModel
     return result;
   }
 
-  LogicalResult
-  getResultTilePosition(Operation *op, OpBuilder &b, unsigned resultNumber,
-                        ArrayRef<OpFoldResult> offsets,
-                        ArrayRef<OpFoldResult> sizes,
-                        SmallVector<OpFoldResult> &resultOffsets,
-                        SmallVector<OpFoldResult> &resultSizes) const {
-    resultOffsets.assign(offsets.begin(), offsets.end());
-    resultSizes.assign(sizes.begin(), sizes.end());
-    return success();
-  }
-
-  FailureOr<TilingResult>
-  generateResultTileValue(Operation *op, OpBuilder &b, unsigned resultNumber,
-                          ArrayRef<OpFoldResult> offsets,
-                          ArrayRef<OpFoldResult> sizes) const {
-    return getTiledImplementation(op, b, offsets, sizes);
-  }
 };
 
 } // namespace

@@ -312,28 +312,29 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     Value dxInit = tensor::EmptyOp::create(rewriter, loc, gx.sizes, elt);
     SmallVector<utils::IteratorType> parallel(loops,
                                               utils::IteratorType::parallel);
-    auto dxBody = [&](OpBuilder &b, Location l, ValueRange args) {
-      Value v = toF32(b, l, args[0]);
-      Value d = toF32(b, l, args[1]);
-      ValueRange a = args.slice(2, m + 1);
-      ValueRange bb = args.slice(m + 3, n);
+    // The per-element quantities of the gradients, from the f32 values v
+    // (x) and d (dy) and the coefficient operands a, bb:
+    //   t = dy / Q, u = -dy P / Q^2, dx = t R + u S,
+    // with R = P' and S = sign(x) sum_j j |b_j| |x|^(j-1), all by Horner's
+    // rule and one division.
+    struct GradTerms {
+      Value t, u, dx, absX;
+    };
+    auto gradTerms = [&](OpBuilder &b, Location l, Value v, Value d,
+                         ValueRange a, ValueRange bb) {
       Value zero = f32Constant(b, l, 0.0);
       Value one = f32Constant(b, l, 1.0);
-      // P and its derivative R by Horner's rule.
       Value p = a[m];
       Value r = zero;
       for (int64_t i = m - 1; i >= 0; --i) {
         r = math::FmaOp::create(b, l, r, v, p);
         p = math::FmaOp::create(b, l, p, v, a[i]);
       }
-      Value y;
-      if (n == 0) {
-        y = r;
-      } else {
-        // Q and S' = sum_j j |b_j| |x|^(j-1); S = sign(x) S'.
-        Value ax = math::AbsFOp::create(b, l, v);
-        Value q = bb[n - 1];
+      Value ax = math::AbsFOp::create(b, l, v);
+      Value q = one, s = zero;
+      if (n > 0) {
         Value sp = zero;
+        q = bb[n - 1];
         for (int64_t j = n - 2; j >= 0; --j) {
           sp = math::FmaOp::create(b, l, sp, ax, q);
           q = math::FmaOp::create(b, l, q, ax, bb[j]);
@@ -342,18 +343,26 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         q = math::FmaOp::create(b, l, q, ax, one);
         Value isZero =
             arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v, zero);
-        Value s = arith::SelectOp::create(
-            b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
-        // (R - P S / Q) / Q with one division.
-        Value rq = arith::DivFOp::create(b, l, one, q);
-        Value ps =
-            arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, p, s), rq);
-        y = arith::MulFOp::create(b, l, arith::SubFOp::create(b, l, r, ps), rq);
+        s = arith::SelectOp::create(b, l, isZero, zero,
+                                    math::CopySignOp::create(b, l, sp, v));
       }
-      y = arith::MulFOp::create(b, l, d, y);
-      if (elt != f32)
-        y = arith::TruncFOp::create(b, l, elt, y);
-      linalg::YieldOp::create(b, l, y);
+      Value rq = arith::DivFOp::create(b, l, one, q);
+      Value t = arith::MulFOp::create(b, l, d, rq);
+      Value u = arith::NegFOp::create(
+          b, l,
+          arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, t, p), rq));
+      Value dxv =
+          math::FmaOp::create(b, l, u, s, arith::MulFOp::create(b, l, t, r));
+      return GradTerms{t, u, dxv, ax};
+    };
+    auto storage = [&](OpBuilder &b, Location l, Value v) {
+      return elt == f32 ? v : arith::TruncFOp::create(b, l, elt, v).getResult();
+    };
+    auto dxBody = [&](OpBuilder &b, Location l, ValueRange args) {
+      GradTerms g =
+          gradTerms(b, l, toF32(b, l, args[0]), toF32(b, l, args[1]),
+                    args.slice(2, m + 1), args.slice(m + 3, n));
+      linalg::YieldOp::create(b, l, storage(b, l, g.dx));
     };
     // dx is computed in the same pass over the rows as the coefficient
     // partials (x and dy are read from memory once) unless the leading
@@ -459,46 +468,11 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
             dxIns, ValueRange{blockInit, tInit, uInit}, dxMaps,
             SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
             [&](OpBuilder &b, Location l, ValueRange args) {
-              Value v = toF32(b, l, args[0]);
-              Value d = toF32(b, l, args[1]);
-              ValueRange a = args.slice(2, m + 1);
-              ValueRange bb = args.slice(m + 3, n);
-              Value zero = f32Constant(b, l, 0.0);
-              Value one = f32Constant(b, l, 1.0);
-              Value p = a[m];
-              Value r = zero;
-              for (int64_t i = m - 1; i >= 0; --i) {
-                r = math::FmaOp::create(b, l, r, v, p);
-                p = math::FmaOp::create(b, l, p, v, a[i]);
-              }
-              Value q = one, s = zero;
-              if (n > 0) {
-                Value ax = math::AbsFOp::create(b, l, v);
-                Value sp = zero;
-                q = bb[n - 1];
-                for (int64_t j = n - 2; j >= 0; --j) {
-                  sp = math::FmaOp::create(b, l, sp, ax, q);
-                  q = math::FmaOp::create(b, l, q, ax, bb[j]);
-                }
-                sp = math::FmaOp::create(b, l, sp, ax, q);
-                q = math::FmaOp::create(b, l, q, ax, one);
-                Value isZero = arith::CmpFOp::create(
-                    b, l, arith::CmpFPredicate::OEQ, v, zero);
-                s = arith::SelectOp::create(
-                    b, l, isZero, zero, math::CopySignOp::create(b, l, sp, v));
-              }
-              // t = dy / Q, u = -t P / Q, dx = t R + u S.
-              Value rq = arith::DivFOp::create(b, l, one, q);
-              Value t = arith::MulFOp::create(b, l, d, rq);
-              Value u = arith::NegFOp::create(
-                  b, l,
-                  arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
-                                        rq));
-              Value y = math::FmaOp::create(b, l, u, s,
-                                            arith::MulFOp::create(b, l, t, r));
-              if (elt != f32)
-                y = arith::TruncFOp::create(b, l, elt, y);
-              linalg::YieldOp::create(b, l, ValueRange{y, t, u});
+              GradTerms g =
+                  gradTerms(b, l, toF32(b, l, args[0]), toF32(b, l, args[1]),
+                            args.slice(2, m + 1), args.slice(m + 3, n));
+              linalg::YieldOp::create(
+                  b, l, ValueRange{storage(b, l, g.dx), g.t, g.u});
             });
         dxBlock = dxOp.getResult(0);
         tBlock = dxOp.getResult(1);
@@ -572,28 +546,10 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
               accumulate(args[1], args[2], math::AbsFOp::create(b, l, v));
               return;
             }
-            Value dv = toF32(b, l, args[1]);
-            ValueRange a = args.slice(2, m + 1);
-            ValueRange bb = args.slice(m + 3, n);
-            Value one = f32Constant(b, l, 1.0);
-            Value p = a[m];
-            for (int64_t i = m - 1; i >= 0; --i)
-              p = math::FmaOp::create(b, l, p, v, a[i]);
-            Value ax = math::AbsFOp::create(b, l, v);
-            Value q = one;
-            if (n > 0) {
-              q = bb[n - 1];
-              for (int64_t j = n - 2; j >= 0; --j)
-                q = math::FmaOp::create(b, l, q, ax, bb[j]);
-              q = math::FmaOp::create(b, l, q, ax, one);
-            }
-            Value rq = arith::DivFOp::create(b, l, one, q);
-            Value t = arith::MulFOp::create(b, l, dv, rq);
-            Value u = arith::NegFOp::create(
-                b, l,
-                arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, t, p),
-                                      rq));
-            accumulate(t, u, ax);
+            GradTerms g = gradTerms(b, l, v, toF32(b, l, args[1]),
+                                    args.slice(2, m + 1),
+                                    args.slice(m + 3, n));
+            accumulate(g.t, g.u, g.absX);
           });
       rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
       for (int64_t k = 0; k < numTerms; ++k) {
