@@ -80,7 +80,12 @@ def run(module, function, *inputs, benchmark=0, serial=False, timeout=600):
         proc = subprocess.run(args, capture_output=True, text=True,
                               timeout=timeout)
         if proc.returncode != 0:
-            raise MokaError(proc.stderr.strip() or
+            # A failed run-time check prints its message on stdout (the C
+            # library's puts) before moka-run reports it on stderr.
+            message = "\n".join(
+                part.strip() for part in (proc.stdout, proc.stderr)
+                if part.strip())
+            raise MokaError(message or
                             f"moka-run exited with {proc.returncode}")
         results = [np.load(p) for p in outs]
         if benchmark:

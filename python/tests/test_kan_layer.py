@@ -173,3 +173,41 @@ def test_layer_low_precision(basis, dtype):
     (y,) = moka.run(text, "f", *arrays)
     ref = kan_layer(basis, widened(x), widened(w), widened(b), None, num, den)
     assert relative_error(widened(y), ref) <= 1e-2
+
+
+DYNAMIC = """
+func.func @f(%x: tensor<?x?xf32>, %w: tensor<?x?x8xf32>, %b: tensor<?xf32>, %wb: tensor<?x?xf32>) -> tensor<?x?xf32> {
+  %y = kan.layer bspline %x, %w bias(%b : tensor<?xf32>) base(%wb : tensor<?x?xf32>) : tensor<?x?xf32>, tensor<?x?x8xf32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("weight", "weight input channels differ from the input's"),
+    ("bias", "bias size differs from the output channels"),
+    ("base_rows", "base_weight rows differ from the output channels"),
+    ("base_cols", "base_weight columns differ from the input channels"),
+])
+def test_layer_dynamic_shape_mismatch(bad, message):
+    """Dimensions that only meet at run time are checked: a clear error, not
+    an out-of-bounds read."""
+    rng = np.random.default_rng()
+    x = rng.standard_normal((5, 24)).astype(np.float32)
+    w = rng.standard_normal((40, 20 if bad == "weight" else 24, 8))
+    b = rng.standard_normal(39 if bad == "bias" else 40)
+    wb = rng.standard_normal((41 if bad == "base_rows" else 40,
+                              23 if bad == "base_cols" else 24))
+    with pytest.raises(moka.MokaError, match=message):
+        moka.run(DYNAMIC, "f", x, w.astype(np.float32), b.astype(np.float32),
+                 wb.astype(np.float32))
+
+
+def test_layer_empty_batch():
+    rng = np.random.default_rng()
+    x = np.zeros((0, 24), np.float32)
+    w = rng.standard_normal((40, 24, 8)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    wb = rng.standard_normal((40, 24)).astype(np.float32)
+    (y,) = moka.run(DYNAMIC, "f", x, w, b, wb)
+    assert y.shape == (0, 40)

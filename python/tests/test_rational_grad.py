@@ -108,3 +108,16 @@ def test_grad_empty_batch():
                           x, x, a, b)
     assert dx.shape == (0, 16)
     assert not da.any() and not db.any()
+
+
+def test_grad_shape_mismatch():
+    """x and dy share a type, but their dynamic sizes can still differ at run
+    time: a clear error."""
+    rng = np.random.default_rng()
+    x = rng.standard_normal((5, 16)).astype(np.float32)
+    dy = rng.standard_normal((4, 16)).astype(np.float32)
+    a = rng.standard_normal((4, 6)).astype(np.float32)
+    b = rng.standard_normal((4, 4)).astype(np.float32)
+    with pytest.raises(moka.MokaError, match="shapes of the input and of the "
+                       "output gradient differ"):
+        moka.run(module([5, 16], 4, 5, 4, False, True), "g", x, dy, a, b)

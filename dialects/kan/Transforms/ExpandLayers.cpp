@@ -9,9 +9,12 @@
 #include "moka/Dialect/KAN/Transforms/Transforms.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace moka::kan {
@@ -180,6 +183,52 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
   return result;
 }
 
+/// Emits a run-time check that the sizes `a` and `b` agree when either is
+/// dynamic (the verifier has compared the static ones).
+void assertSameSize(OpBuilder &b, Location loc, OpFoldResult lhs,
+                    OpFoldResult rhs, StringRef message) {
+  if (getConstantIntValue(lhs) && getConstantIntValue(rhs))
+    return;
+  Value l = getValueOrCreateConstantIndexOp(b, loc, lhs);
+  Value r = getValueOrCreateConstantIndexOp(b, loc, rhs);
+  Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, l, r);
+  cf::AssertOp::create(b, loc, same, message);
+}
+
+/// Run-time checks of the dimensions that must agree but are not all known
+/// statically: without them a mismatched weight would be read out of bounds.
+void checkShapes(OpBuilder &b, LayerOp op, ArrayRef<OpFoldResult> xSizes) {
+  Location loc = op.getLoc();
+  Value w = op.getWeight();
+  OpFoldResult cin = xSizes.back();
+  OpFoldResult cout = tensor::getMixedSize(b, loc, w, 0);
+  assertSameSize(b, loc, tensor::getMixedSize(b, loc, w, 1), cin,
+                 "kan.layer: weight input channels differ from the input's");
+  if (op.getBasis() != Basis::rational)
+    assertSameSize(b, loc, tensor::getMixedSize(b, loc, w, 2),
+                   b.getIndexAttr(op.getNumBasisFunctions()),
+                   "kan.layer: weight basis functions differ from the basis'");
+  if (Value bias = op.getBias())
+    assertSameSize(b, loc, tensor::getMixedSize(b, loc, bias, 0), cout,
+                   "kan.layer: bias size differs from the output channels");
+  if (Value base = op.getBaseWeight()) {
+    assertSameSize(b, loc, tensor::getMixedSize(b, loc, base, 0), cout,
+                   "kan.layer: base_weight rows differ from the output "
+                   "channels");
+    assertSameSize(b, loc, tensor::getMixedSize(b, loc, base, 1), cin,
+                   "kan.layer: base_weight columns differ from the input "
+                   "channels");
+  }
+  auto resultType = cast<RankedTensorType>(op.getType());
+  for (int64_t i = 0, e = resultType.getRank(); i < e; ++i) {
+    if (resultType.isDynamicDim(i))
+      continue;
+    OpFoldResult expected = i + 1 == e ? cout : xSizes[i];
+    assertSameSize(b, loc, b.getIndexAttr(resultType.getDimSize(i)), expected,
+                   "kan.layer: result shape differs from the computed one");
+  }
+}
+
 struct ExpandLayer : OpRewritePattern<LayerOp> {
   ExpandLayer(MLIRContext *ctx, int64_t panel)
       : OpRewritePattern(ctx), panel(panel) {}
@@ -210,6 +259,7 @@ struct ExpandLayer : OpRewritePattern<LayerOp> {
     SmallVector<OpFoldResult> outSizes(xSizes.begin(), xSizes.end() - 1);
     outSizes.push_back(tensor::getMixedSize(rewriter, loc, op.getWeight(), 0));
     unsigned outLoops = outSizes.size();
+    checkShapes(rewriter, op, xSizes);
 
     // Accumulator: the broadcast bias, or zero.
     Value acc;

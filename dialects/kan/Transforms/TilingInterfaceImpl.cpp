@@ -179,7 +179,6 @@ struct RationalTilingModel
     return result;
   }
 
-
   LogicalResult getIterationDomainTileFromOperandTiles(
       Operation *op, OpBuilder &b, ArrayRef<unsigned> operandNumbers,
       ArrayRef<SmallVector<OpFoldResult>> allOffsets,
@@ -277,7 +276,6 @@ struct LayerTilingModel : ResultIsDomainModel<LayerTilingModel, LayerOp> {
     result.tiledValues.push_back(tiled->getResult(0));
     return result;
   }
-
 };
 
 } // namespace

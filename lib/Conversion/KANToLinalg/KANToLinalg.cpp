@@ -279,6 +279,19 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
     auto numType = cast<RankedTensorType>(op.getNumerator().getType());
     Type coeffElt = numType.getElementType();
 
+    // x and dy have one type; their dynamic sizes must agree at run time.
+    for (int64_t i = 0; i < rank; ++i) {
+      if (!xType.isDynamicDim(i))
+        continue;
+      Value xd = tensor::DimOp::create(rewriter, loc, x, i);
+      Value dyd = tensor::DimOp::create(rewriter, loc, dy, i);
+      Value same = arith::CmpIOp::create(rewriter, loc,
+                                         arith::CmpIPredicate::eq, xd, dyd);
+      cf::AssertOp::create(rewriter, loc, same,
+                           "kan.rational_grad: the shapes of the input and "
+                           "of the output gradient differ");
+    }
+
     Value num = mapToF32(rewriter, loc, adaptor.getNumerator(), nullptr);
     Value absDen = mapToF32(rewriter, loc, adaptor.getDenominator(),
                             [](OpBuilder &b, Location l, Value v) -> Value {
@@ -359,9 +372,8 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
       return elt == f32 ? v : arith::TruncFOp::create(b, l, elt, v).getResult();
     };
     auto dxBody = [&](OpBuilder &b, Location l, ValueRange args) {
-      GradTerms g =
-          gradTerms(b, l, toF32(b, l, args[0]), toF32(b, l, args[1]),
-                    args.slice(2, m + 1), args.slice(m + 3, n));
+      GradTerms g = gradTerms(b, l, toF32(b, l, args[0]), toF32(b, l, args[1]),
+                              args.slice(2, m + 1), args.slice(m + 3, n));
       linalg::YieldOp::create(b, l, storage(b, l, g.dx));
     };
     // dx is computed in the same pass over the rows as the coefficient
@@ -547,8 +559,7 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
               return;
             }
             GradTerms g = gradTerms(b, l, v, toF32(b, l, args[1]),
-                                    args.slice(2, m + 1),
-                                    args.slice(m + 3, n));
+                                    args.slice(2, m + 1), args.slice(m + 3, n));
             accumulate(g.t, g.u, g.absX);
           });
       rewriter.setInsertionPointToStart(forall.getTerminator().getBody());

@@ -20,7 +20,10 @@ def KANExpandLayersPass : Pass<"kan-expand-layers"> {
     - one contraction (`linalg.generic` with reduction iterators, `f32`
       accumulator) per branch, chained through their destination operands,
       starting from the broadcast bias or zero;
-    - a final rounding to the element type for `f16` and `bf16`.
+    - a final rounding to the element type for `f16` and `bf16`;
+    - `cf.assert` run-time checks of the dimensions that must agree but are
+      dynamic (weight, bias and base weight against the input and each
+      other).
 
     The basis expansions are element-wise producers of the contractions, the
     shape `kan-fuse-into-contractions` fuses into their operand loads.
@@ -37,6 +40,7 @@ def KANExpandLayersPass : Pass<"kan-expand-layers"> {
   ];
   let dependentDialects = [
     "mlir::arith::ArithDialect",
+    "mlir::cf::ControlFlowDialect",
     "mlir::linalg::LinalgDialect",
     "mlir::math::MathDialect",
     "mlir::tensor::TensorDialect",
