@@ -134,13 +134,16 @@ FailureOr<linalg::LinalgOp> dropUnitLoops(RewriterBase &rewriter,
     generic = *g;
   }
   // A contraction may fuse its multiply and add (named ops carry no flags).
-  generic.getRegion().walk([](arith::ArithFastMathInterface fm) {
-    if (isa<arith::MulFOp, arith::AddFOp>(fm.getOperation()))
-      fm->setAttr(fm.getFastMathAttrName(),
-                  arith::FastMathFlagsAttr::get(
-                      fm->getContext(), fm.getFastMathFlagsAttr().getValue() |
-                                            arith::FastMathFlags::contract));
-  });
+  // A named contraction (matmul and kin) carries no flags of its own; it may
+  // fuse its multiply and add. A generic keeps the flags its author gave it.
+  if (generic.getOperation() != op.getOperation())
+    generic.getRegion().walk([](arith::ArithFastMathInterface fm) {
+      if (isa<arith::MulFOp, arith::AddFOp>(fm.getOperation()))
+        fm->setAttr(fm.getFastMathAttrName(),
+                    arith::FastMathFlagsAttr::get(
+                        fm->getContext(), fm.getFastMathFlagsAttr().getValue() |
+                                              arith::FastMathFlags::contract));
+    });
   linalg::ControlDropUnitDims control;
   control.rankReductionStrategy =
       linalg::ControlDropUnitDims::RankReductionStrategy::ExtractInsertSlice;
@@ -158,6 +161,7 @@ struct TileAndVectorizePass
 
   void runOnOperation() override {
     func::FuncOp func = getOperation();
+    peelCandidates.clear();
     if (vectorSize < 1) {
       func.emitError("moka-tile-and-vectorize: vector-size must be >= 1");
       return signalPassFailure();
@@ -176,11 +180,12 @@ struct TileAndVectorizePass
     // Partial register tiles are split off so that full ones vectorize
     // without masks (masked accumulators would not be hoisted into
     // registers); the canonicalizer then gives the full tiles static shapes.
-    for (scf::ForOp loop : peelCandidates) {
+    SmallVector<scf::ForOp> toPeel = std::move(peelCandidates);
+    peelCandidates.clear();
+    for (scf::ForOp loop : toPeel) {
       scf::ForOp partial;
       (void)scf::peelForLoopAndSimplifyBounds(rewriter, loop, partial);
     }
-    peelCandidates.clear();
     RewritePatternSet patterns(&getContext());
     for (Dialect *dialect : getContext().getLoadedDialects())
       dialect->getCanonicalizationPatterns(patterns);

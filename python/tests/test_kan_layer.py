@@ -211,3 +211,22 @@ def test_layer_empty_batch():
     wb = rng.standard_normal((40, 24)).astype(np.float32)
     (y,) = moka.run(DYNAMIC, "f", x, w, b, wb)
     assert y.shape == (0, 40)
+
+
+def test_rational_layer_dynamic_channels_not_divisible():
+    """A dynamic input channel count that is no multiple of the groups is
+    caught at run time inside the fused tile, not read out of bounds."""
+    text = """
+func.func @f(%x: tensor<?x?xf32>, %w: tensor<?x?xf32>, %n: tensor<4x6xf32>, %d: tensor<4x4xf32>) -> tensor<?x?xf32> {
+  %y = kan.layer rational %x, %w coefficients(%n, %d : tensor<4x6xf32>, tensor<4x4xf32>) : tensor<?x?xf32>, tensor<?x?xf32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+"""
+    rng = np.random.default_rng()
+    x = rng.standard_normal((5, 30)).astype(np.float32)
+    w = rng.standard_normal((7, 30)).astype(np.float32)
+    n = rng.standard_normal((4, 6)).astype(np.float32)
+    d = rng.standard_normal((4, 4)).astype(np.float32)
+    with pytest.raises(moka.MokaError, match="not divisible by the number of "
+                       "groups"):
+        moka.run(text, "f", x, w, n, d)

@@ -149,8 +149,8 @@ int64_t LayerOp::getNumBasisFunctions() {
   llvm_unreachable("unknown basis");
 }
 
-/// Emits an error unless the static sizes `a` and `b` agree (dynamic sizes
-/// agree with anything).
+/// True when the static sizes `a` and `b` disagree (a dynamic size agrees with
+/// anything; those are checked at run time by the lowering).
 static bool mismatch(int64_t a, int64_t b) {
   return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
 }
@@ -227,6 +227,10 @@ LogicalResult LayerOp::verify() {
 
   // Operands that only some bases take.
   bool isRational = basis == Basis::rational;
+  if (static_cast<bool>(getNumerator()) != static_cast<bool>(getDenominator()))
+    return emitOpError("numerator and denominator come together: got only "
+                       "the ")
+           << (getNumerator() ? "numerator" : "denominator");
   if (isRational && !getNumerator())
     return emitOpError("the rational basis needs coefficients(numerator, "
                        "denominator)");
@@ -238,13 +242,13 @@ LogicalResult LayerOp::verify() {
 
   // Shapes.
   int64_t cin = inType.getDimSize(rank - 1);
-  int64_t cout = wType.getDimSize(0);
   int64_t wantWeightRank = isRational ? 2 : 3;
   if (wType.getRank() != wantWeightRank)
     return emitOpError("weight of the ")
            << basisName << " basis must have rank " << wantWeightRank
            << (isRational ? " [Cout, Cin]" : " [Cout, Cin, K]") << ", got "
            << wType;
+  int64_t cout = wType.getDimSize(0);
   if (mismatch(wType.getDimSize(1), cin))
     return emitOpError("weight has ")
            << wType.getDimSize(1) << " input channels, the input has " << cin;

@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -43,8 +44,10 @@ Value slice(OpBuilder &b, Location loc, Value src,
 }
 
 /// True when the tile `[offset, offset + size)` of the last dimension of `v`
-/// is the whole dimension.
-bool coversLastDim(Value v, OpFoldResult offset, OpFoldResult size) {
+/// (the input of `op`, whose result has the same shape) is the whole
+/// dimension.
+bool coversLastDim(Operation *op, Value v, OpFoldResult offset,
+                   OpFoldResult size) {
   if (!isConstantIntValue(offset, 0))
     return false;
   auto type = cast<RankedTensorType>(v.getType());
@@ -56,10 +59,22 @@ bool coversLastDim(Value v, OpFoldResult offset, OpFoldResult size) {
       dyn_cast_if_present<Value>(size)
           ? dyn_cast_or_null<tensor::DimOp>(cast<Value>(size).getDefiningOp())
           : nullptr;
-  if (!dim || dim.getSource() != v)
+  if (!dim || (dim.getSource() != v && dim.getSource() != op->getResult(0)))
     return false;
   std::optional<int64_t> idx = dim.getConstantIndex();
   return idx && *idx == last;
+}
+
+/// Emits a run-time check that `lhs` and `rhs` agree unless both are
+/// static.
+void assertSameSize(OpBuilder &b, Location loc, OpFoldResult lhs,
+                    OpFoldResult rhs, StringRef message) {
+  if (getConstantIntValue(lhs) && getConstantIntValue(rhs))
+    return;
+  Value l = getValueOrCreateConstantIndexOp(b, loc, lhs);
+  Value r = getValueOrCreateConstantIndexOp(b, loc, rhs);
+  Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, l, r);
+  cf::AssertOp::create(b, loc, same, message);
 }
 
 /// The part shared by the kan ops' models: one result whose tile is the
@@ -115,7 +130,7 @@ struct RationalTilingModel
     Value xTile = slice(b, loc, x, offsets, sizes, result.generatedSlices);
     auto tileType = cast<RankedTensorType>(xTile.getType());
 
-    if (coversLastDim(x, offsets.back(), sizes.back())) {
+    if (coversLastDim(op, x, offsets.back(), sizes.back())) {
       // Whole channel rows: the tile is the same op on fewer rows.
       auto tiled = RationalOp::create(
           b, loc, tileType, xTile, rational.getNumerator(),
@@ -134,6 +149,18 @@ struct RationalTilingModel
     Value channels = tensor::DimOp::create(b, loc, x, rank - 1);
     Value groups =
         arith::ConstantIndexOp::create(b, loc, rational.getNumGroups());
+    if (cast<RankedTensorType>(x.getType()).isDynamicDim(rank - 1)) {
+      // The untiled lowering's check, which this tile replaces: without it a
+      // channel count that is no multiple of G would index coefficients out
+      // of bounds.
+      Value rem = arith::RemUIOp::create(b, loc, channels, groups);
+      Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+      Value divisible =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rem, zero);
+      cf::AssertOp::create(b, loc, divisible,
+                           "kan.rational: channel count is not divisible by "
+                           "the number of groups");
+    }
     Value perGroup = arith::DivUIOp::create(b, loc, channels, groups);
     Value offset = getValueOrCreateConstantIndexOp(b, loc, offsets.back());
     bool shared = rational.hasSharedNumerator();
@@ -247,7 +274,16 @@ struct LayerTilingModel : ResultIsDomainModel<LayerTilingModel, LayerOp> {
     SmallVector<Value> operands = {
         slice(b, loc, x, xOffsets, xSizes, result.generatedSlices)};
 
-    // Output channels of the weights and bias.
+    // Output channels of the weights and bias. Their row counts must agree
+    // before they are sliced, or the tile would check only its own slice.
+    OpFoldResult cout = tensor::getMixedSize(b, loc, layer.getWeight(), 0);
+    if (Value bias = layer.getBias())
+      assertSameSize(b, loc, tensor::getMixedSize(b, loc, bias, 0), cout,
+                     "kan.layer: bias size differs from the output channels");
+    if (Value base = layer.getBaseWeight())
+      assertSameSize(b, loc, tensor::getMixedSize(b, loc, base, 0), cout,
+                     "kan.layer: base_weight rows differ from the output "
+                     "channels");
     auto rowsOf = [&](Value w) {
       auto type = cast<RankedTensorType>(w.getType());
       SmallVector<OpFoldResult> wOffsets(type.getRank(), zero);

@@ -21,13 +21,17 @@ def ConvertKANToLinalgPass : Pass<"convert-kan-to-linalg"> {
     indexed by the group dimension only. When `C` is dynamic, a `cf.assert`
     checks `C % G == 0` at run time.
 
-    `kan.rational_grad` computes `dx` element-wise the same way. The
-    coefficient gradients are reduced in two steps: an `scf.forall` over
-    fixed blocks of 64 rows of the flattened input writes one partial sum per
-    block, group, coefficient and channel lane (up to 16 lanes, the largest
-    power of two dividing `C/G`), and one reduction adds the partials in a
-    fixed order. The partition depends only on the shape, so the result is
-    bit-identical for any thread count; there are no atomics.
+    `kan.rational_grad` views its input as `[R, G, J, L]` (leading
+    dimensions folded into rows `R`, `L` lanes: the largest power of two up
+    to 16 dividing `C/G`) and runs one `scf.forall` over blocks of 8 rows.
+    Each block computes `dx` together with `t = dy/Q` and `u = -dy P/Q^2`
+    (one element-wise generic, one division per element), then accumulates
+    `t x^i` and `u |x|^j` into per-block partials that keep the lanes apart.
+    Fixed-order reductions over blocks and lanes follow. The partition
+    depends only on the shape, so the result is bit-identical for any thread
+    count; there are no atomics. With more than one dynamic leading
+    dimension, `dx` is a separate element-wise pass. Dynamic sizes of `x` and
+    `dy` are checked to agree at run time.
   }];
   let dependentDialects = [
     "mlir::affine::AffineDialect",

@@ -10,24 +10,38 @@
 include "mlir/Pass/PassBase.td"
 
 def TileAndVectorizePass : Pass<"moka-tile-and-vectorize", "mlir::func::FuncOp"> {
-  let summary = "Tile element-wise linalg ops for threads and vectors, then vectorize";
+  let summary = "Tile linalg ops for threads, caches and registers, then vectorize";
   let description = [{
-    Schedules every all-parallel `linalg` operation on tensors for a multicore
-    CPU with SIMD units:
+    Schedules every `linalg` operation on tensors for a multicore CPU with
+    SIMD units.
+
+    All-parallel (element-wise) operations:
 
     1. every dimension but the innermost is distributed with `scf.forall`,
-       one innermost row per iteration (later mapped to threads: `scf.forall`
-       becomes `scf.parallel` and then a collapsed OpenMP work-sharing loop
+       one innermost row per iteration (later an OpenMP work-sharing loop
        with a static schedule, so every thread gets one contiguous block of
        rows); a rank-1 operation is cut into chunks of 64 vectors;
     2. each row is tiled with `scf.for` to `vector-size` elements of the
        innermost dimension (1 along the others);
-    3. unit dimensions are folded away and each tile is vectorized with the
-       upstream linalg vectorizer, with masks where the innermost extent is not
-       a multiple of the vector size or is dynamic.
+    3. each tile is vectorized with the upstream linalg vectorizer, with
+       masks where the innermost extent is not a multiple of the vector size
+       or is dynamic.
 
-    Operations whose iteration space is statically smaller than
-    `min-parallel-size` elements are not distributed.
+    Contractions (one output, two inputs, reduction loops), outer-product
+    schedule: rows over threads unless the op is already inside an
+    `scf.forall` (a fused tile); the first reduction loop in blocks of 256;
+    then, for each 32-column panel and 8-row block, a loop over the
+    reduction updating an 8 x 32 register tile. Partial tiles are peeled
+    off, the tile's unit loops dropped, and n-D vectors unrolled into rows,
+    so that the row operand becomes scalar broadcasts and the accumulators
+    can be hoisted into registers (by `loop-invariant-subset-hoisting`).
+
+    Other reductions: parallel loops over threads, every loop tiled by one
+    except the innermost, vectorized (`vector.multi_reduction`).
+
+    Operations inside an `scf.forall` are not distributed again; operations
+    whose iteration space is statically smaller than `min-parallel-size`
+    elements are not distributed.
   }];
   let options = [
     Option<"vectorSize", "vector-size", "int64_t", /*default=*/"64",

@@ -263,3 +263,27 @@ func.func @grad_types(%x: tensor<4x32xf32>, %dy: tensor<4x32xf16>, %a: tensor<8x
   %dx, %da, %db = "kan.rational_grad"(%x, %dy, %a, %b) : (tensor<4x32xf32>, tensor<4x32xf16>, tensor<8x6xf32>, tensor<8x4xf32>) -> (tensor<4x32xf32>, tensor<8x6xf32>, tensor<8x4xf32>)
   return %dx : tensor<4x32xf32>
 }
+
+// -----
+
+func.func @numerator_alone(%x: tensor<4x16xf32>, %w: tensor<8x16xf32>, %a: tensor<1x6xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'kan.layer' op numerator and denominator come together: got only the numerator}}
+  %y = "kan.layer"(%x, %w, %a) <{basis = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 0, 0, 1, 0>}> : (tensor<4x16xf32>, tensor<8x16xf32>, tensor<1x6xf32>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @denominator_alone(%x: tensor<4x16xf32>, %w: tensor<8x16x8xf32>, %b: tensor<1x4xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'kan.layer' op numerator and denominator come together: got only the denominator}}
+  %y = "kan.layer"(%x, %w, %b) <{basis = 1 : i32, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 1>}> : (tensor<4x16xf32>, tensor<8x16x8xf32>, tensor<1x4xf32>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @weight_rank0(%x: tensor<4x16xf32>, %w: tensor<f32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'kan.layer' op weight of the bspline basis must have rank 3 [Cout, Cin, K], got 'tensor<f32>'}}
+  %y = kan.layer bspline %x, %w : tensor<4x16xf32>, tensor<f32> -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}

@@ -203,7 +203,10 @@ def KAN_LayerOp : KAN_Op<"layer", [
     concatenated along `K` are the `weight`; FastKAN's layer norm before the
     basis is a separate op.) The result has the
     shape of `x` with `Cout` channels. Elements are `f32`, `f16` or `bf16`
-    (all operands the same); arithmetic and accumulation are in `f32`.
+    (all operands the same); arithmetic and accumulation are in `f32`. (For
+    `f16` and `bf16`, the rational basis rounds its activation to the element
+    type before the product, as `kan.rational` does and as KAT's kernels do;
+    the other bases keep `phi` in `f32`.)
 
     Example:
 

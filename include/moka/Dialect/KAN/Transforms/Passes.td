@@ -51,14 +51,17 @@ def KANFuseIntoContractionsPass
     : Pass<"kan-fuse-into-contractions", "mlir::func::FuncOp"> {
   let summary = "Fuse KAN activations into the matrix products around them";
   let description = [{
-    Tiles every contraction (a `linalg` op with reduction iterators) whose
-    operands are produced by an element-wise KAN basis (`kan.rational` or an
-    all-parallel `linalg.generic`, such as the basis expansions of
-    `kan-expand-layers`) along its leading parallel dimensions with
-    `scf.forall`, and fuses those producers into the tile through
-    `TilingInterface` (upstream tile-and-fuse): each tile computes the
-    activation of its own rows right before the matrix product reads them, so
-    the full activation tensor is never written to memory.
+    Tiles every contraction (a `linalg` op with reduction iterators) that
+    ends a chain (is not itself consumed by a rational or another
+    contraction) along its rows (the parallel loops shared by its output and
+    its first input) with `scf.forall`, and fuses into the tile, through
+    `TilingInterface` (upstream tile-and-fuse), the producers sliced along
+    those rows: element-wise KAN activations (`kan.rational`, or all-parallel
+    `linalg.generic`s such as the basis expansions of `kan-expand-layers`)
+    and the broadcast bias. Each tile computes the activation of its own rows
+    right before the matrix product reads them, so the full activation tensor
+    is never written to memory. Producers read at constant offsets (weights)
+    and producers with other users are not fused.
 
     A `kan.rational` whose input is produced by a contraction (KAT's
     `fc1 -> rational`) takes that contraction into the same tile as its
