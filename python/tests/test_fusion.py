@@ -33,3 +33,32 @@ def test_kat_ffn_block(batch, serial):
     (ref,) = example.reference(*inputs)
     assert y.shape == ref.shape
     assert relative_error(y, ref) <= 1e-5
+
+
+EPILOGUE = """
+func.func @epi(%x: tensor<?x48xf32>, %w: tensor<48x40xf32>, %a: tensor<4x6xf32>, %b: tensor<4x4xf32>) -> tensor<?x40xf32> {
+  %cst = arith.constant 0.0 : f32
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x48xf32>
+  %e = tensor.empty(%n) : tensor<?x40xf32>
+  %z = linalg.fill ins(%cst : f32) outs(%e : tensor<?x40xf32>) -> tensor<?x40xf32>
+  %p = linalg.matmul ins(%x, %w : tensor<?x48xf32>, tensor<48x40xf32>) outs(%z : tensor<?x40xf32>) -> tensor<?x40xf32>
+  %y = kan.rational %p, %a, %b : tensor<?x40xf32>, tensor<4x6xf32>, tensor<4x4xf32>
+  return %y : tensor<?x40xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("rows", [1, 130, 301])
+def test_rational_epilogue_of_matmul(rows):
+    """A user's linalg.matmul followed by kan.rational: the product is fused
+    into the rational's row tiles (epilogue) and the numbers are unchanged."""
+    from moka.reference import rational
+    rng = np.random.default_rng()
+    x = rng.standard_normal((rows, 48)).astype(np.float32)
+    w = (rng.standard_normal((48, 40)) / 7).astype(np.float32)
+    a = rng.standard_normal((4, 6)).astype(np.float32)
+    b = rng.standard_normal((4, 4)).astype(np.float32)
+    (y,) = moka.run(EPILOGUE, "epi", x, w, a, b)
+    ref = rational(x.astype(np.float64) @ w.astype(np.float64), a, b)
+    assert relative_error(y, ref) <= 1e-5
