@@ -49,6 +49,7 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(
       kan::createKANFuseIntoContractionsPass(fusion));
   pm.addPass(createConvertKANToLinalgPass());
+  pm.addPass(createConvertMoEToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   TileAndVectorizePassOptions tiling;

@@ -44,4 +44,25 @@ def ConvertKANToLinalgPass : Pass<"convert-kan-to-linalg"> {
   ];
 }
 
+def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
+  let summary = "Lower `moe` operations to linalg, scf and tensor ops";
+  let description = [{
+    `moe.route`: the scores (softmax or sigmoid over each token's logits)
+    and the selection keys (scores plus bias) are all-parallel and reduction
+    `linalg.generic`s; the selection itself is an `scf.forall` over tokens
+    whose body walks each token's experts with `scf.for` loops: group keys
+    and the best `topk_group` groups when routing is group-limited, then `k`
+    passes that each take the best remaining candidate in the order (key
+    descending, index ascending), so ties go to the lower index. The weights
+    are the chosen scores, normalized and scaled as asked.
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::linalg::LinalgDialect",
+    "mlir::math::MathDialect",
+    "mlir::scf::SCFDialect",
+    "mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // MOKA_CONVERSION_PASSES_TD
