@@ -85,6 +85,144 @@ LogicalResult RouteOp::verify() {
   return success();
 }
 
+/// True when the sizes `a` and `b` are both static and differ.
+static bool differ(int64_t a, int64_t b) {
+  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+}
+
+static std::string dimString(int64_t d) {
+  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchOp::verify() {
+  RankedTensorType experts = getExperts().getType();
+  if (experts.getRank() != 2)
+    return emitOpError("experts must be [T, k], got ") << experts;
+  int64_t tokens = experts.getDimSize(0), k = experts.getDimSize(1);
+  int64_t e = getNumExperts();
+  if (e < 1)
+    return emitOpError("num_experts must be >= 1, got ") << e;
+  if (std::optional<APFloat> cf = getCapacityFactor()) {
+    double v = cf->convertToDouble();
+    if (!std::isfinite(v) || v <= 0)
+      return emitOpError("capacity_factor must be finite and > 0, got ") << v;
+  }
+  RankedTensorType rows = getRows().getType();
+  int64_t assignments =
+      ShapedType::isDynamic(tokens) || ShapedType::isDynamic(k)
+          ? ShapedType::kDynamic
+          : tokens * k;
+  if (rows.getRank() != 1 || differ(rows.getDimSize(0), assignments))
+    return emitOpError("rows must be [T * k] = [")
+           << dimString(assignments) << "], got " << rows;
+  RankedTensorType offsets = getOffsets().getType();
+  if (offsets.getRank() != 1 || offsets.getDimSize(0) != e + 1)
+    return emitOpError("offsets must be [E + 1] = [")
+           << e + 1 << "], got " << offsets;
+  RankedTensorType slots = getSlots().getType();
+  if (slots.getRank() != 2 || differ(slots.getDimSize(0), tokens) ||
+      differ(slots.getDimSize(1), k))
+    return emitOpError("slots must have the shape of experts ")
+           << experts << ", got " << slots;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertsOp::verify() {
+  RankedTensorType x = getInput().getType();
+  if (x.getRank() != 2)
+    return emitOpError("input must be [T, d], got ") << x;
+  int64_t d = x.getDimSize(1);
+  Type elt = x.getElementType();
+  RankedTensorType w1 = getW1().getType(), w2 = getW2().getType();
+  for (auto [name, w] :
+       {std::pair<StringRef, RankedTensorType>{"w1", w1}, {"w2", w2}})
+    if (w.getRank() != 3)
+      return emitOpError() << name << " must be a stack [E, ., .] of expert "
+                           << "weights, got " << w;
+  int64_t e = w1.getDimSize(0), f = w1.getDimSize(1);
+  if (ShapedType::isDynamic(e))
+    return emitOpError("the number of experts (w1's first dimension) must be "
+                       "static, got ")
+           << w1;
+  if (differ(w1.getDimSize(2), d))
+    return emitOpError("w1 must be [E, f, d] with d = ")
+           << dimString(d) << " (the input's), got " << w1;
+  if (differ(w2.getDimSize(0), e) || differ(w2.getDimSize(1), d) ||
+      differ(w2.getDimSize(2), f))
+    return emitOpError("w2 must be [E, d, f] = [")
+           << e << ", " << dimString(d) << ", " << dimString(f) << "], got "
+           << w2;
+  Value w3 = getW3();
+  if (getKind() == ExpertKind::swiglu && !w3)
+    return emitOpError("swiglu experts need the up projection up(w3)");
+  if (getKind() != ExpertKind::swiglu && w3)
+    return emitOpError("only swiglu experts take an up projection");
+  if (w3 && cast<RankedTensorType>(w3.getType()).getShape() != w1.getShape())
+    return emitOpError("w3 must have the shape of w1 ")
+           << w1 << ", got " << w3.getType();
+  for (Value w : {Value(getW1()), Value(getW2()), w3})
+    if (w && cast<RankedTensorType>(w.getType()).getElementType() != elt)
+      return emitOpError("expert weights must have the input's element type ")
+             << elt << ", got " << w.getType();
+  RankedTensorType rows = getRows().getType();
+  if (rows.getRank() != 1)
+    return emitOpError("rows must be [N], got ") << rows;
+  RankedTensorType offsets = getOffsets().getType();
+  if (offsets.getRank() != 1 || offsets.getDimSize(0) != e + 1)
+    return emitOpError("offsets must be [E + 1] = [")
+           << e + 1 << "], got " << offsets;
+  RankedTensorType result = getResult().getType();
+  if (result.getRank() != 2 ||
+      differ(result.getDimSize(0), rows.getDimSize(0)) ||
+      differ(result.getDimSize(1), d))
+    return emitOpError("result must be [N, d] = [")
+           << dimString(rows.getDimSize(0)) << ", " << dimString(d) << "], got "
+           << result;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::verify() {
+  RankedTensorType y = getExpertOutputs().getType();
+  RankedTensorType slots = getSlots().getType();
+  RankedTensorType weights = getWeights().getType();
+  if (y.getRank() != 2)
+    return emitOpError("expert_outputs must be [N, d], got ") << y;
+  if (slots.getRank() != 2)
+    return emitOpError("slots must be [T, k], got ") << slots;
+  if (weights.getRank() != 2 ||
+      differ(weights.getDimSize(0), slots.getDimSize(0)) ||
+      differ(weights.getDimSize(1), slots.getDimSize(1)))
+    return emitOpError("weights must have the shape of slots ")
+           << slots << ", got " << weights;
+  int64_t tokens = slots.getDimSize(0), d = y.getDimSize(1);
+  RankedTensorType result = getResult().getType();
+  if (result.getRank() != 2 || differ(result.getDimSize(0), tokens) ||
+      differ(result.getDimSize(1), d))
+    return emitOpError("result must be [T, d] = [")
+           << dimString(tokens) << ", " << dimString(d) << "], got " << result;
+  if (Value shared = getShared())
+    if (cast<RankedTensorType>(shared.getType()).getRank() != 2 ||
+        differ(cast<RankedTensorType>(shared.getType()).getDimSize(0),
+               tokens) ||
+        differ(cast<RankedTensorType>(shared.getType()).getDimSize(1), d))
+      return emitOpError("shared must be [T, d] = [")
+             << dimString(tokens) << ", " << dimString(d) << "], got "
+             << shared.getType();
+  return success();
+}
+
 #include "moka/Dialect/MoE/IR/MoEEnums.cpp.inc"
 
 #define GET_OP_CLASSES

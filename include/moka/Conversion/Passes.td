@@ -55,9 +55,22 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     passes that each take the best remaining candidate in the order (key
     descending, index ascending), so ties go to the lower index. The weights
     are the chosen scores, normalized and scaled as asked.
+
+    `moe.dispatch`: a counting sort of the (token, slot) assignments by
+    expert in two sequential passes and a prefix sum (capacity dropping in
+    token order in the first pass); expert indices are checked at run time.
+
+    `moe.experts`: the weight stacks transposed once (output channels
+    innermost), then one `scf.forall` over experts; each gathers its
+    segment's token rows as it reads them (a generic with `tensor.extract`)
+    and runs its MLP as contractions on the segment.
+
+    `moe.combine`: one generic over (token, channel) reducing over the
+    slots, reading each slot's expert output row with `tensor.extract`.
   }];
   let dependentDialects = [
     "mlir::arith::ArithDialect",
+    "mlir::cf::ControlFlowDialect",
     "mlir::linalg::LinalgDialect",
     "mlir::math::MathDialect",
     "mlir::scf::SCFDialect",

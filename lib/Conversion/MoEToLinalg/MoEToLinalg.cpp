@@ -9,12 +9,16 @@
 #include "moka/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
+#include <cmath>
 #include <limits>
 
 namespace moka {
@@ -356,19 +360,411 @@ struct RouteOpLowering : OpConversionPattern<moe::RouteOp> {
   }
 };
 
+/// Value of the i32 tensor element at `indices`, as an index.
+Value extractIndex(OpBuilder &b, Location loc, Value t, ValueRange indices) {
+  Value v = tensor::ExtractOp::create(b, loc, t, indices);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+Value i32Const(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+}
+
+Value filledI32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                int64_t v) {
+  Value empty = tensor::EmptyOp::create(b, loc, sizes, b.getI32Type());
+  return linalg::FillOp::create(b, loc, i32Const(b, loc, v), empty)
+      .getResult(0);
+}
+
+/// Counting sort of the (token, slot) assignments by expert, with optional
+/// capacity dropping: two sequential passes and a prefix sum, O(T k + E).
+struct DispatchOpLowering : OpConversionPattern<moe::DispatchOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(moe::DispatchOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    Value experts = adaptor.getExperts();
+    int64_t numExperts = op.getNumExperts();
+    Value tokens = tensor::DimOp::create(b, loc, experts, 0);
+    Value k = tensor::DimOp::create(b, loc, experts, 1);
+    Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+    Value numE = indexConst(b, loc, numExperts);
+
+    // Capacity per expert: ceil(capacity_factor * T * k / E).
+    Value capacity;
+    if (std::optional<APFloat> cf = op.getCapacityFactor()) {
+      Type f64 = b.getF64Type();
+      Value tk = arith::MulIOp::create(b, loc, tokens, k);
+      Value tkF = arith::UIToFPOp::create(
+          b, loc, f64, arith::IndexCastOp::create(b, loc, b.getI64Type(), tk));
+      Value scaled = arith::MulFOp::create(
+          b, loc, tkF,
+          arith::ConstantOp::create(b, loc,
+                                    b.getF64FloatAttr(cf->convertToDouble())));
+      Value perExpert = arith::DivFOp::create(
+          b, loc, scaled,
+          arith::ConstantOp::create(b, loc,
+                                    b.getF64FloatAttr(double(numExperts))));
+      Value ceil = math::CeilOp::create(b, loc, perExpert);
+      capacity = arith::IndexCastOp::create(
+          b, loc, b.getIndexType(),
+          arith::FPToSIOp::create(b, loc, b.getI64Type(), ceil));
+    }
+
+    // Pass 1: per-expert counts and each assignment's place in its expert
+    // (-1 when dropped).
+    SmallVector<OpFoldResult> slotSizes = {OpFoldResult(tokens),
+                                           OpFoldResult(k)};
+    Value counts = filledI32(b, loc, {b.getIndexAttr(numExperts)}, 0);
+    Value places = filledI32(b, loc, slotSizes, -1);
+    auto pass1 = scf::ForOp::create(
+        b, loc, zero, tokens, one, ValueRange{counts, places},
+        [&](OpBuilder &tb, Location tl, Value t, ValueRange targs) {
+          auto inner = scf::ForOp::create(
+              tb, tl, zero, k, one, targs,
+              [&](OpBuilder &sb, Location sl, Value s, ValueRange args) {
+                Value e = extractIndex(sb, sl, experts, {t, s});
+                Value inRange = arith::CmpIOp::create(
+                    sb, sl, arith::CmpIPredicate::ult, e, numE);
+                cf::AssertOp::create(sb, sl, inRange,
+                                     "moe.dispatch: expert index out of "
+                                     "range [0, num_experts)");
+                Value c =
+                    tensor::ExtractOp::create(sb, sl, args[0], ValueRange{e});
+                Value keep =
+                    arith::ConstantOp::create(sb, sl, sb.getBoolAttr(true));
+                if (capacity)
+                  keep = arith::CmpIOp::create(
+                      sb, sl, arith::CmpIPredicate::ult,
+                      arith::IndexCastOp::create(sb, sl, sb.getIndexType(), c),
+                      capacity);
+                Value next = arith::AddIOp::create(
+                    sb, sl, c,
+                    arith::ExtUIOp::create(sb, sl, sb.getI32Type(), keep));
+                Value newCounts = tensor::InsertOp::create(
+                    sb, sl, next, args[0], ValueRange{e});
+                Value place = arith::SelectOp::create(sb, sl, keep, c,
+                                                      i32Const(sb, sl, -1));
+                Value newPlaces = tensor::InsertOp::create(
+                    sb, sl, place, args[1], ValueRange{t, s});
+                scf::YieldOp::create(sb, sl, ValueRange{newCounts, newPlaces});
+              });
+          scf::YieldOp::create(tb, tl, inner.getResults());
+        });
+    counts = pass1.getResult(0);
+    places = pass1.getResult(1);
+
+    // Offsets: exclusive prefix sum of the counts.
+    Value offsetsInit = filledI32(b, loc, {b.getIndexAttr(numExperts + 1)}, 0);
+    auto prefix = scf::ForOp::create(
+        b, loc, zero, numE, one, ValueRange{offsetsInit, i32Const(b, loc, 0)},
+        [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+          Value c = tensor::ExtractOp::create(nb, nl, counts, ValueRange{e});
+          Value sum = arith::AddIOp::create(nb, nl, args[1], c);
+          Value e1 = arith::AddIOp::create(nb, nl, e, one);
+          Value off =
+              tensor::InsertOp::create(nb, nl, sum, args[0], ValueRange{e1});
+          scf::YieldOp::create(nb, nl, ValueRange{off, sum});
+        });
+    Value offsets = prefix.getResult(0);
+
+    // Pass 2: rows and slots.
+    Value tk = arith::MulIOp::create(b, loc, tokens, k);
+    Value rowsInit = filledI32(b, loc, {OpFoldResult(tk)}, -1);
+    auto pass2 = scf::ForOp::create(
+        b, loc, zero, tokens, one, ValueRange{rowsInit, places},
+        [&](OpBuilder &tb, Location tl, Value t, ValueRange targs) {
+          auto inner = scf::ForOp::create(
+              tb, tl, zero, k, one, targs,
+              [&](OpBuilder &sb, Location sl, Value s, ValueRange args) {
+                Value e = extractIndex(sb, sl, experts, {t, s});
+                Value place = tensor::ExtractOp::create(sb, sl, args[1],
+                                                        ValueRange{t, s});
+                Value kept =
+                    arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::sge,
+                                          place, i32Const(sb, sl, 0));
+                Value base =
+                    tensor::ExtractOp::create(sb, sl, offsets, ValueRange{e});
+                Value row = arith::AddIOp::create(sb, sl, base, place);
+                Value slot = arith::SelectOp::create(sb, sl, kept, row,
+                                                     i32Const(sb, sl, -1));
+                Value newSlots = tensor::InsertOp::create(sb, sl, slot, args[1],
+                                                          ValueRange{t, s});
+                auto ifOp = scf::IfOp::create(
+                    sb, sl, TypeRange{args[0].getType()}, kept,
+                    /*withElseRegion=*/true);
+                {
+                  OpBuilder::InsertionGuard g(sb);
+                  sb.setInsertionPointToStart(ifOp.thenBlock());
+                  Value token =
+                      arith::IndexCastOp::create(sb, sl, sb.getI32Type(), t);
+                  Value r = arith::IndexCastOp::create(sb, sl,
+                                                       sb.getIndexType(), row);
+                  Value newRows = tensor::InsertOp::create(
+                      sb, sl, token, args[0], ValueRange{r});
+                  scf::YieldOp::create(sb, sl, newRows);
+                  sb.setInsertionPointToStart(ifOp.elseBlock());
+                  scf::YieldOp::create(sb, sl, args[0]);
+                }
+                scf::YieldOp::create(sb, sl,
+                                     ValueRange{ifOp.getResult(0), newSlots});
+              });
+          scf::YieldOp::create(tb, tl, inner.getResults());
+        });
+
+    SmallVector<Value> results = {pass2.getResult(0), offsets,
+                                  pass2.getResult(1)};
+    for (auto [r, type] : llvm::zip(results, op->getResultTypes()))
+      if (r.getType() != type)
+        r = tensor::CastOp::create(b, loc, type, r);
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+/// `w[E, a, b]` transposed to `[E, b, a]`, so that a tile of output
+/// channels is contiguous.
+Value transposeStack(OpBuilder &b, Location loc, Value w) {
+  auto type = cast<RankedTensorType>(w.getType());
+  SmallVector<int64_t> perm = {0, 2, 1};
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t p : perm)
+    sizes.push_back(tensor::getMixedSize(b, loc, w, p));
+  Value init = tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
+  return linalg::TransposeOp::create(b, loc, w, init, perm).getResult()[0];
+}
+
+/// acc[i, o] += lhs[i, c] * w[c, o] in f32 (w = expert `e` of a transposed
+/// stack).
+Value expertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack, Value e,
+                   Value acc) {
+  MLIRContext *ctx = b.getContext();
+  auto stackType = cast<RankedTensorType>(wStack.getType());
+  SmallVector<OpFoldResult> offs = {e, b.getIndexAttr(0), b.getIndexAttr(0)};
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1),
+                                     tensor::getMixedSize(b, loc, wStack, 1),
+                                     tensor::getMixedSize(b, loc, wStack, 2)};
+  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+  auto sliceType =
+      RankedTensorType::get({stackType.getDimSize(1), stackType.getDimSize(2)},
+                            stackType.getElementType());
+  Value w = tensor::ExtractSliceOp::create(b, loc, sliceType, wStack, offs,
+                                           sizes, strides);
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto fm = arith::FastMathFlags::contract;
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{lhs, w},
+             ValueRange{acc},
+             ArrayRef<AffineMap>{AffineMap::get(3, 0, {d(0), d(2)}, ctx),
+                                 AffineMap::get(3, 0, {d(2), d(1)}, ctx),
+                                 AffineMap::get(3, 0, {d(0), d(1)}, ctx)},
+             {utils::IteratorType::parallel, utils::IteratorType::parallel,
+              utils::IteratorType::reduction},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value p = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
+                                               toF32(nb, nl, args[1]), fm);
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args[2], p, fm).getResult());
+             })
+      .getResult(0);
+}
+
+Value zeroF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
+  Value empty = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
+  return linalg::FillOp::create(b, loc, f32Const(b, loc, 0.0), empty)
+      .getResult(0);
+}
+
+/// One scf.forall over experts; each gathers its rows of x as it reads them
+/// and runs its MLP on its segment.
+struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(moe::ExpertsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    MLIRContext *ctx = b.getContext();
+    Value x = adaptor.getInput(), rows = adaptor.getRows(),
+          offsets = adaptor.getOffsets();
+    auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
+    int64_t numExperts = w1Type.getDimSize(0);
+    bool swiglu = op.getKind() == moe::ExpertKind::swiglu;
+    OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
+    OpFoldResult f = tensor::getMixedSize(b, loc, adaptor.getW1(), 1);
+    OpFoldResult n = tensor::getMixedSize(b, loc, rows, 0);
+
+    Value w1t = transposeStack(b, loc, adaptor.getW1());
+    Value w3t = swiglu ? transposeStack(b, loc, adaptor.getW3()) : Value();
+    Value w2t = transposeStack(b, loc, adaptor.getW2());
+    Value out = zeroF32(b, loc, {n, d});
+
+    auto forall = scf::ForallOp::create(
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(numExperts)},
+        ValueRange{out}, std::nullopt);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(forall.getBody());
+      Value e = forall.getInductionVar(0);
+      Value lo = extractIndex(b, loc, offsets, {e});
+      Value hi = extractIndex(
+          b, loc, offsets,
+          {arith::AddIOp::create(b, loc, e, indexConst(b, loc, 1))});
+      Value count = arith::SubIOp::create(b, loc, hi, lo);
+      Value segRows = tensor::ExtractSliceOp::create(
+          b, loc, rows, ArrayRef<OpFoldResult>{lo},
+          ArrayRef<OpFoldResult>{count},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+      auto d2 = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+      // The segment's tokens, gathered as they are read.
+      Value xs = tensor::EmptyOp::create(
+          b, loc, ArrayRef<OpFoldResult>{count, d}, b.getF32Type());
+      xs = linalg::GenericOp::create(
+               b, loc, TypeRange{xs.getType()}, ValueRange{segRows},
+               ValueRange{xs},
+               ArrayRef<AffineMap>{AffineMap::get(2, 0, {d2(0)}, ctx),
+                                   AffineMap::get(2, 0, {d2(0), d2(1)}, ctx)},
+               {utils::IteratorType::parallel, utils::IteratorType::parallel},
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 Value token = arith::IndexCastOp::create(
+                     nb, nl, nb.getIndexType(), args[0]);
+                 Value col = linalg::IndexOp::create(nb, nl, 1);
+                 Value v = tensor::ExtractOp::create(nb, nl, x,
+                                                     ValueRange{token, col});
+                 linalg::YieldOp::create(nb, nl, toF32(nb, nl, v));
+               })
+               .getResult(0);
+      Value g = expertMatmul(b, loc, xs, w1t, e, zeroF32(b, loc, {count, f}));
+      Value h;
+      AffineMap id = AffineMap::get(2, 0, {d2(0), d2(1)}, ctx);
+      if (swiglu) {
+        Value u = expertMatmul(b, loc, xs, w3t, e, zeroF32(b, loc, {count, f}));
+        h = mapF32(
+            b, loc, {count, f}, ValueRange{g, u}, {id, id},
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              Value neg = arith::NegFOp::create(nb, nl, a[0]);
+              Value den = arith::AddFOp::create(
+                  nb, nl, math::ExpOp::create(nb, nl, neg),
+                  f32Const(nb, nl, 1.0));
+              Value silu = arith::DivFOp::create(nb, nl, a[0], den);
+              return arith::MulFOp::create(nb, nl, silu, a[1]).getResult();
+            });
+      } else {
+        h = mapF32(b, loc, {count, f}, ValueRange{g}, {id},
+                   [](OpBuilder &nb, Location nl, ValueRange a) {
+                     // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
+                     Value erf = math::ErfOp::create(
+                         nb, nl,
+                         arith::MulFOp::create(nb, nl, a[0],
+                                               f32Const(nb, nl, M_SQRT1_2)));
+                     Value half = arith::MulFOp::create(nb, nl, a[0],
+                                                        f32Const(nb, nl, 0.5));
+                     return arith::MulFOp::create(
+                                nb, nl, half,
+                                arith::AddFOp::create(nb, nl, erf,
+                                                      f32Const(nb, nl, 1.0)))
+                         .getResult();
+                   });
+      }
+      Value y = expertMatmul(b, loc, h, w2t, e, zeroF32(b, loc, {count, d}));
+      b.setInsertionPointToStart(forall.getTerminator().getBody());
+      tensor::ParallelInsertSliceOp::create(
+          b, loc, y, forall.getRegionIterArgs()[0],
+          ArrayRef<OpFoldResult>{lo, b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{count, d},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    }
+    Value result = forall.getResult(0);
+    if (result.getType() != op.getType())
+      result = tensor::CastOp::create(b, loc, op.getType(), result);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// out[t, j] = shared[t, j] + sum_s w[t, s] * y[slots[t, s], j].
+struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(moe::CombineOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    MLIRContext *ctx = b.getContext();
+    Value y = adaptor.getExpertOutputs(), slots = adaptor.getSlots(),
+          weights = adaptor.getWeights();
+    SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, slots, 0),
+                                       tensor::getMixedSize(b, loc, y, 1)};
+    Value init =
+        adaptor.getShared() ? adaptor.getShared() : zeroF32(b, loc, sizes);
+    if (adaptor.getShared()) {
+      // A copy: the shared output is an operand, not a destination.
+      AffineMap id = b.getMultiDimIdentityMap(2);
+      init = mapF32(b, loc, sizes, init, id,
+                    [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+    }
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    AffineMap slotMap = AffineMap::get(3, 0, {d(0), d(2)}, ctx);
+    Value result =
+        linalg::GenericOp::create(
+            b, loc, TypeRange{init.getType()}, ValueRange{slots, weights},
+            ValueRange{init},
+            ArrayRef<AffineMap>{slotMap, slotMap,
+                                AffineMap::get(3, 0, {d(0), d(1)}, ctx)},
+            {utils::IteratorType::parallel, utils::IteratorType::parallel,
+             utils::IteratorType::reduction},
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value valid =
+                  arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::sge,
+                                        args[0], i32Const(nb, nl, 0));
+              Value row = arith::IndexCastOp::create(
+                  nb, nl, nb.getIndexType(),
+                  arith::SelectOp::create(nb, nl, valid, args[0],
+                                          i32Const(nb, nl, 0)));
+              Value col = linalg::IndexOp::create(nb, nl, 1);
+              Value v =
+                  tensor::ExtractOp::create(nb, nl, y, ValueRange{row, col});
+              Value term = arith::SelectOp::create(
+                  nb, nl, valid, arith::MulFOp::create(nb, nl, args[1], v),
+                  f32Const(nb, nl, 0.0));
+              linalg::YieldOp::create(
+                  nb, nl,
+                  arith::AddFOp::create(nb, nl, args[2], term).getResult());
+            })
+            .getResult(0);
+    if (result.getType() != op.getType())
+      result = tensor::CastOp::create(b, loc, op.getType(), result);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
 struct ConvertMoEToLinalgPass
     : moka::impl::ConvertMoEToLinalgPassBase<ConvertMoEToLinalgPass> {
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
     target.addIllegalDialect<moe::MoEDialect>();
-    target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
-                           math::MathDialect, scf::SCFDialect,
-                           tensor::TensorDialect>();
+    target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
+                           linalg::LinalgDialect, math::MathDialect,
+                           scf::SCFDialect, tensor::TensorDialect>();
     RewritePatternSet patterns(ctx);
     populateMoEToLinalgConversionPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
+      return signalPassFailure();
+    // GELU's erf has no LLVM intrinsic: a polynomial approximation (about
+    // 1e-7 absolute error in f32) that vectorizes.
+    RewritePatternSet erf(ctx);
+    populatePolynomialApproximateErfPattern(erf);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(erf))))
       signalPassFailure();
   }
 };
@@ -376,5 +772,6 @@ struct ConvertMoEToLinalgPass
 } // namespace
 
 void moka::populateMoEToLinalgConversionPatterns(RewritePatternSet &patterns) {
-  patterns.add<RouteOpLowering>(patterns.getContext());
+  patterns.add<RouteOpLowering, DispatchOpLowering, ExpertsOpLowering,
+               CombineOpLowering>(patterns.getContext());
 }

@@ -10,3 +10,17 @@ func.func @routers(%mix: tensor<?x8xf32>, %ds: tensor<?x256xbf16>, %b: tensor<25
   %w1, %e1 = moe.route %ds bias(%b : tensor<256xf32>) {k = 8 : i64, scoring = #moe<scoring sigmoid>, n_group = 8 : i64, topk_group = 4 : i64, group_score = #moe<group_score top2_sum>, normalize = true, routed_scaling_factor = 2.5 : f64} : tensor<?x256xbf16> -> tensor<?x8xf32>, tensor<?x8xi32>
   return
 }
+
+// CHECK-LABEL: func @mixtral_block
+func.func @mixtral_block(%x: tensor<?x64xf32>, %logits: tensor<?x8xf32>, %w1: tensor<8x96x64xf32>, %w2: tensor<8x64x96xf32>, %w3: tensor<8x96x64xf32>, %sh: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %w, %i = moe.route %logits {k = 2 : i64, normalize = true} : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  // CHECK: moe.dispatch %{{.*}} {capacity_factor = 1.250000e+00 : f64, num_experts = 8 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>, tensor<?x2xi32>
+  %rows, %offsets, %slots = moe.dispatch %i {num_experts = 8 : i64, capacity_factor = 1.25 : f64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>, tensor<?x2xi32>
+  // CHECK: moe.experts swiglu %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} up(%{{.*}} : tensor<8x96x64xf32>) : tensor<?x64xf32>, tensor<?xi32>, tensor<9xi32>, tensor<8x96x64xf32>, tensor<8x64x96xf32> -> tensor<?x64xf32>
+  %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<8x96x64xf32>) : tensor<?x64xf32>, tensor<?xi32>, tensor<9xi32>, tensor<8x96x64xf32>, tensor<8x64x96xf32> -> tensor<?x64xf32>
+  // CHECK: moe.experts gelu
+  %g = moe.experts gelu %x, %rows, %offsets, %w1, %w2 : tensor<?x64xf32>, tensor<?xi32>, tensor<9xi32>, tensor<8x96x64xf32>, tensor<8x64x96xf32> -> tensor<?x64xf32>
+  // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} shared(%{{.*}} : tensor<?x64xf32>) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  %out = moe.combine %y, %slots, %w shared(%sh : tensor<?x64xf32>) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  return %out : tensor<?x64xf32>
+}

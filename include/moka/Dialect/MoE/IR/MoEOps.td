@@ -28,8 +28,11 @@ def MoE_Dialect : Dialect {
     (the combine into the down projection's epilogue, scoring with top-k) and
     scheduled so that each expert's weights are read once.
 
-    Operations so far: `moe.route`, the router. Dispatch, grouped experts,
-    shared experts, combine and the composite layer are being added.
+    Operations so far: `moe.route` (the router), `moe.dispatch` (the
+    assignments grouped by expert, with capacity dropping), `moe.experts`
+    (SwiGLU or GELU experts over the ragged segments) and `moe.combine` (the
+    weighted sum, plus a shared experts' output). Shared experts, GR-KAN
+    experts and the composite layer are next.
   }];
 }
 
@@ -114,6 +117,120 @@ def MoE_RouteOp : MoE_Op<"route", [Pure]> {
     }
   }];
 
+  let hasVerifier = 1;
+}
+
+def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
+  let summary = "Groups the routed (token, slot) assignments by expert";
+  let description = [{
+    Takes the experts chosen for each token, `experts[T, k]` (from
+    `moe.route`), and lays the `T * k` assignments out expert by expert: a
+    stable counting sort in (token, slot) order. Results:
+
+    - `rows[T * k]`: the token of each permuted row; rows past the last
+      kept assignment are -1;
+    - `offsets[E + 1]`: expert `e` owns permuted rows
+      `[offsets[e], offsets[e + 1])`;
+    - `slots[T, k]`: the permuted row of each assignment (the inverse
+      permutation), -1 when it was dropped.
+
+    With `capacity_factor`, each expert keeps at most
+    `ceil(capacity_factor * T * k / E)` assignments, the first ones in token
+    order (GShard, Switch); the rest are dropped and contribute nothing.
+    Without it, routing is dropless. An expert index outside `[0, E)` is a
+    run-time error.
+
+    ```mlir
+    %rows, %offsets, %slots = moe.dispatch %experts {num_experts = 8 : i64}
+        : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I32]>:$experts,
+                       I64Attr:$num_experts,
+                       OptionalAttr<F64Attr>:$capacity_factor);
+  let results = (outs RankedTensorOf<[I32]>:$rows,
+                      RankedTensorOf<[I32]>:$offsets,
+                      RankedTensorOf<[I32]>:$slots);
+  let assemblyFormat = [{
+    $experts attr-dict `:` type($experts) `->` type($rows) `,`
+    type($offsets) `,` type($slots)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ExpertKind : I32EnumAttr<"ExpertKind", "expert function", [
+    I32EnumAttrCase<"swiglu", 0>,
+    I32EnumAttrCase<"gelu", 1>]> {
+  let cppNamespace = "::moka::moe";
+  let genSpecializedAttr = 0;
+}
+def MoE_ExpertKindAttr : EnumAttr<MoE_Dialect, MoE_ExpertKind, "expert">;
+
+def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
+  let summary = "Grouped experts over the ragged segments of a dispatch";
+  let description = [{
+    Runs every expert on its segment of permuted rows: permuted row `r`
+    holds token `rows[r]` of `x[T, d]` (gathered as it is read, never copied
+    into a permuted tensor) and belongs to the expert `e` with
+    `offsets[e] <= r < offsets[e + 1]`. Results `y[T * k, d]`, one per
+    permuted row (zero for rows past the last segment).
+
+    Expert functions, weights stacked over experts:
+
+    - `swiglu` (Mixtral, DeepSeek, Qwen): `w1[E, f, d]` (gate),
+      `w3[E, f, d]` (up), `w2[E, d, f]` (down):
+      `y = (silu(x w1^T) * (x w3^T)) w2^T`;
+    - `gelu`: `w1[E, f, d]`, `w2[E, d, f]`, no `w3`:
+      `y = gelu(x w1^T) w2^T` (exact erf GELU).
+
+    Arithmetic and accumulation are in f32.
+
+    ```mlir
+    %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<8x2048x1024xf32>)
+        : tensor<?x1024xf32>, tensor<?xi32>, tensor<9xi32>,
+          tensor<8x2048x1024xf32>, tensor<8x1024x2048xf32> -> tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F16, BF16]>:$input,
+                       RankedTensorOf<[I32]>:$rows,
+                       RankedTensorOf<[I32]>:$offsets,
+                       RankedTensorOf<[F32, F16, BF16]>:$w1,
+                       RankedTensorOf<[F32, F16, BF16]>:$w2,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$w3,
+                       MoE_ExpertKindAttr:$kind);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $kind $input `,` $rows `,` $offsets `,` $w1 `,` $w2
+    (`up` `(` $w3^ `:` type($w3) `)`)? attr-dict `:` type($input) `,`
+    type($rows) `,` type($offsets) `,` type($w1) `,` type($w2) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_CombineOp : MoE_Op<"combine", [Pure]> {
+  let summary = "Weighted sum of each token's expert outputs";
+  let description = [{
+    `out[t] = sum_s weights[t, s] * y[slots[t, s]]` over the `k` slots of
+    each token (a slot of -1, a dropped assignment, contributes nothing),
+    plus `shared[t]` when given (the shared experts' output).
+
+    ```mlir
+    %out = moe.combine %y, %slots, %weights
+        : tensor<?x1024xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$expert_outputs,
+                       RankedTensorOf<[I32]>:$slots,
+                       RankedTensorOf<[F32]>:$weights,
+                       Optional<RankedTensorOf<[F32]>>:$shared);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $expert_outputs `,` $slots `,` $weights
+    (`shared` `(` $shared^ `:` type($shared) `)`)? attr-dict `:`
+    type($expert_outputs) `,` type($slots) `,` type($weights) `->`
+    type($result)
+  }];
   let hasVerifier = 1;
 }
 

@@ -1,0 +1,185 @@
+"""A Mixtral-style MoE block written with moe.route, moe.dispatch,
+moe.experts and moe.combine, against a float64 PyTorch reimplementation of
+HF transformers' MixtralSparseMoeBlock (softmax over all experts, top-k,
+renormalized, SwiGLU experts, weighted sum), and capacity dropping against a
+float64 reimplementation of token-order dropping."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import moka
+from moka.reference import relative_error
+
+BLOCK = """
+func.func @block(%x: tensor<?x{d}xf32>, %wg: tensor<{d}x{e}xf32>, %w1: tensor<{e}x{f}x{d}xf32>, %w2: tensor<{e}x{d}x{f}xf32>, %w3: tensor<{e}x{f}x{d}xf32>) -> (tensor<?x{d}xf32>, tensor<?x{k}xi32>) {{
+  %c0 = arith.constant 0 : index
+  %cst = arith.constant 0.0 : f32
+  %t = tensor.dim %x, %c0 : tensor<?x{d}xf32>
+  %e0 = tensor.empty(%t) : tensor<?x{e}xf32>
+  %z = linalg.fill ins(%cst : f32) outs(%e0 : tensor<?x{e}xf32>) -> tensor<?x{e}xf32>
+  %logits = linalg.matmul ins(%x, %wg : tensor<?x{d}xf32>, tensor<{d}x{e}xf32>) outs(%z : tensor<?x{e}xf32>) -> tensor<?x{e}xf32>
+  %w, %i = moe.route %logits {{k = {k} : i64, normalize = true}} : tensor<?x{e}xf32> -> tensor<?x{k}xf32>, tensor<?x{k}xi32>
+  %rows, %offsets, %slots = moe.dispatch %i {{num_experts = {e} : i64{capacity}}} : tensor<?x{k}xi32> -> tensor<?xi32>, tensor<{e1}xi32>, tensor<?x{k}xi32>
+  %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<{e}x{f}x{d}xf32>) : tensor<?x{d}xf32>, tensor<?xi32>, tensor<{e1}xi32>, tensor<{e}x{f}x{d}xf32>, tensor<{e}x{d}x{f}xf32> -> tensor<?x{d}xf32>
+  %out = moe.combine %y, %slots, %w : tensor<?x{d}xf32>, tensor<?x{k}xi32>, tensor<?x{k}xf32> -> tensor<?x{d}xf32>
+  return %out, %i : tensor<?x{d}xf32>, tensor<?x{k}xi32>
+}}
+"""
+
+
+def block(d, e, f, k, capacity=None):
+    cap = f", capacity_factor = {capacity!r} : f64" if capacity else ""
+    return BLOCK.format(d=d, e=e, f=f, k=k, e1=e + 1, capacity=cap)
+
+
+def mixtral_block(x, wg, w1, w2, w3, k, capacity=None):
+    """HF MixtralSparseMoeBlock in float64 (wg as [d, E]); with `capacity`,
+    each expert keeps its first ceil(capacity * T * k / E) assignments in
+    token order."""
+    x = torch.tensor(x, dtype=torch.float64)
+    wg, w1, w2, w3 = (torch.tensor(a, dtype=torch.float64)
+                      for a in (wg, w1, w2, w3))
+    t, e = x.shape[0], wg.shape[1]
+    weights = torch.softmax(x @ wg, dim=1)
+    weights, experts = torch.topk(weights, k, dim=-1)
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    keep = torch.ones_like(weights, dtype=torch.bool)
+    if capacity is not None:
+        cap = math.ceil(capacity * t * k / e)
+        used = [0] * e
+        for tok in range(t):
+            for s in range(k):
+                ex = int(experts[tok, s])
+                keep[tok, s] = used[ex] < cap
+                used[ex] += int(keep[tok, s])
+    out = torch.zeros_like(x)
+    for ex in range(e):
+        tok, slot = torch.where((experts == ex) & keep)
+        if len(tok) == 0:
+            continue
+        cur = x[tok]
+        h = torch.nn.functional.silu(cur @ w1[ex].T) * (cur @ w3[ex].T)
+        out.index_add_(0, tok, (h @ w2[ex].T) * weights[tok, slot, None])
+    return out.numpy(), experts.numpy()
+
+
+def random_block(rng, t, d, e, f):
+    x = rng.standard_normal((t, d)).astype(np.float32)
+    wg = rng.standard_normal((d, e)).astype(np.float32)
+    w1 = (rng.standard_normal((e, f, d)) / math.sqrt(d)).astype(np.float32)
+    w3 = (rng.standard_normal((e, f, d)) / math.sqrt(d)).astype(np.float32)
+    w2 = (rng.standard_normal((e, d, f)) / math.sqrt(f)).astype(np.float32)
+    return x, wg, w1, w2, w3
+
+
+@pytest.mark.parametrize("tokens", [1, 16, 130])
+def test_mixtral_block(tokens):
+    rng = np.random.default_rng()
+    d, e, f, k = 64, 8, 96, 2
+    x, wg, w1, w2, w3 = random_block(rng, tokens, d, e, f)
+    out, experts = moka.run(block(d, e, f, k), "block", x, wg, w1, w2, w3)
+    ref, ref_experts = mixtral_block(x, wg, w1, w2, w3, k)
+    assert (experts == ref_experts).all()
+    assert relative_error(out, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("capacity", [0.5, 1.0, 1.25])
+def test_capacity_dropping(capacity):
+    rng = np.random.default_rng()
+    d, e, f, k, tokens = 32, 4, 48, 2, 50
+    x, wg, w1, w2, w3 = random_block(rng, tokens, d, e, f)
+    out, _ = moka.run(block(d, e, f, k, capacity), "block", x, wg, w1, w2,
+                      w3)
+    ref, _ = mixtral_block(x, wg, w1, w2, w3, k, capacity)
+    assert relative_error(out, ref) <= 1e-5
+
+
+def test_fine_grained():
+    """Many small experts with a larger k (DeepSeekMoE's fine grain)."""
+    rng = np.random.default_rng()
+    d, e, f, k, tokens = 48, 64, 16, 6, 40
+    x, wg, w1, w2, w3 = random_block(rng, tokens, d, e, f)
+    out, experts = moka.run(block(d, e, f, k), "block", x, wg, w1, w2, w3)
+    ref, ref_experts = mixtral_block(x, wg, w1, w2, w3, k)
+    assert (experts == ref_experts).all()
+    assert relative_error(out, ref) <= 1e-5
+
+
+DISPATCH = """
+func.func @dispatch(%i: tensor<?x{k}xi32>) -> (tensor<?xi32>, tensor<{e1}xi32>, tensor<?x{k}xi32>) {{
+  %rows, %offsets, %slots = moe.dispatch %i {{num_experts = {e} : i64{capacity}}} : tensor<?x{k}xi32> -> tensor<?xi32>, tensor<{e1}xi32>, tensor<?x{k}xi32>
+  return %rows, %offsets, %slots : tensor<?xi32>, tensor<{e1}xi32>, tensor<?x{k}xi32>
+}}
+"""
+
+
+@pytest.mark.parametrize("capacity", [None, 0.75])
+def test_dispatch_layout(capacity):
+    """rows, offsets and slots as a stable sort by expert in (token, slot)
+    order, with the first assignments kept under a capacity."""
+    rng = np.random.default_rng()
+    t, k, e = 37, 3, 5
+    experts = np.stack([rng.permutation(e)[:k] for _ in range(t)]).astype(
+        np.int32)
+    cap_attr = f", capacity_factor = {capacity!r} : f64" if capacity else ""
+    rows, offsets, slots = moka.run(
+        DISPATCH.format(k=k, e=e, e1=e + 1, capacity=cap_attr), "dispatch",
+        experts)
+    cap = math.ceil(capacity * t * k / e) if capacity else t * k
+    ref_rows, ref_slots = [], -np.ones((t, k), np.int64)
+    ref_offsets = [0]
+    for ex in range(e):
+        kept = [(tok, s) for tok in range(t) for s in range(k)
+                if experts[tok, s] == ex][:cap]
+        for tok, s in kept:
+            ref_slots[tok, s] = len(ref_rows)
+            ref_rows.append(tok)
+        ref_offsets.append(len(ref_rows))
+    ref_rows += [-1] * (t * k - len(ref_rows))
+    assert rows.tolist() == ref_rows
+    assert offsets.tolist() == ref_offsets
+    assert slots.tolist() == ref_slots.tolist()
+
+
+def test_dispatch_rejects_bad_expert_index():
+    experts = np.array([[0, 7]], np.int32)
+    with pytest.raises(moka.MokaError, match="expert index out of range"):
+        moka.run(DISPATCH.format(k=2, e=4, e1=5, capacity=""), "dispatch",
+                 experts)
+
+
+GELU_BLOCK = """
+func.func @block(%x: tensor<?x32xf32>, %logits: tensor<?x4xf32>, %w1: tensor<4x40x32xf32>, %w2: tensor<4x32x40xf32>, %sh: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %w, %i = moe.route %logits {k = 2 : i64} : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %rows, %offsets, %slots = moe.dispatch %i {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<?x2xi32>
+  %y = moe.experts gelu %x, %rows, %offsets, %w1, %w2 : tensor<?x32xf32>, tensor<?xi32>, tensor<5xi32>, tensor<4x40x32xf32>, tensor<4x32x40xf32> -> tensor<?x32xf32>
+  %out = moe.combine %y, %slots, %w shared(%sh : tensor<?x32xf32>) : tensor<?x32xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x32xf32>
+  return %out : tensor<?x32xf32>
+}
+"""
+
+
+def test_gelu_experts_with_shared_output():
+    rng = np.random.default_rng()
+    t = 23
+    x = rng.standard_normal((t, 32)).astype(np.float32)
+    logits = rng.standard_normal((t, 4)).astype(np.float32)
+    w1 = (rng.standard_normal((4, 40, 32)) / 6).astype(np.float32)
+    w2 = (rng.standard_normal((4, 32, 40)) / 6).astype(np.float32)
+    sh = rng.standard_normal((t, 32)).astype(np.float32)
+    (out,) = moka.run(GELU_BLOCK, "block", x, logits, w1, w2, sh)
+    xt = torch.tensor(x, dtype=torch.float64)
+    probs = torch.softmax(torch.tensor(logits, dtype=torch.float64), dim=1)
+    weights, experts = torch.topk(probs, 2, dim=-1)
+    ref = torch.tensor(sh, dtype=torch.float64).clone()
+    for tok in range(t):
+        for s in range(2):
+            ex = int(experts[tok, s])
+            h = torch.nn.functional.gelu(
+                xt[tok] @ torch.tensor(w1[ex], dtype=torch.float64).T)
+            ref[tok] += weights[tok, s] * (
+                h @ torch.tensor(w2[ex], dtype=torch.float64).T)
+    assert relative_error(out, ref.numpy()) <= 1e-5
