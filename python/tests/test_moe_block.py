@@ -183,3 +183,85 @@ def test_gelu_experts_with_shared_output():
             ref[tok] += weights[tok, s] * (
                 h @ torch.tensor(w2[ex], dtype=torch.float64).T)
     assert relative_error(out, ref.numpy()) <= 1e-5
+
+
+DEEPSEEK = """
+func.func @block(%x: tensor<?x{d}xf32>, %wg: tensor<{d}x{e}xf32>, %bias: tensor<{e}xf32>, %w1: tensor<{e}x{f}x{d}xf32>, %w2: tensor<{e}x{d}x{f}xf32>, %w3: tensor<{e}x{f}x{d}xf32>, %s1: tensor<{fs}x{d}xf32>, %s2: tensor<{d}x{fs}xf32>, %s3: tensor<{fs}x{d}xf32>) -> (tensor<?x{d}xf32>, tensor<?x{k}xi32>) {{
+  %c0 = arith.constant 0 : index
+  %cst = arith.constant 0.0 : f32
+  %t = tensor.dim %x, %c0 : tensor<?x{d}xf32>
+  %e0 = tensor.empty(%t) : tensor<?x{e}xf32>
+  %z = linalg.fill ins(%cst : f32) outs(%e0 : tensor<?x{e}xf32>) -> tensor<?x{e}xf32>
+  %logits = linalg.matmul ins(%x, %wg : tensor<?x{d}xf32>, tensor<{d}x{e}xf32>) outs(%z : tensor<?x{e}xf32>) -> tensor<?x{e}xf32>
+  %w, %i = moe.route %logits bias(%bias : tensor<{e}xf32>) {{k = {k} : i64, scoring = #moe<scoring sigmoid>, n_group = {g} : i64, topk_group = {tg} : i64, group_score = #moe<group_score top2_sum>, normalize = true, routed_scaling_factor = 2.5 : f64}} : tensor<?x{e}xf32> -> tensor<?x{k}xf32>, tensor<?x{k}xi32>
+  %rows, %offsets, %slots = moe.dispatch %i {{num_experts = {e} : i64}} : tensor<?x{k}xi32> -> tensor<?xi32>, tensor<{e1}xi32>, tensor<?x{k}xi32>
+  %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<{e}x{f}x{d}xf32>) : tensor<?x{d}xf32>, tensor<?xi32>, tensor<{e1}xi32>, tensor<{e}x{f}x{d}xf32>, tensor<{e}x{d}x{f}xf32> -> tensor<?x{d}xf32>
+  %sh = moe.shared_experts swiglu %x, %s1, %s2 up(%s3 : tensor<{fs}x{d}xf32>) : tensor<?x{d}xf32>, tensor<{fs}x{d}xf32>, tensor<{d}x{fs}xf32> -> tensor<?x{d}xf32>
+  %out = moe.combine %y, %slots, %w shared(%sh : tensor<?x{d}xf32>) : tensor<?x{d}xf32>, tensor<?x{k}xi32>, tensor<?x{k}xf32> -> tensor<?x{d}xf32>
+  return %out, %i : tensor<?x{d}xf32>, tensor<?x{k}xi32>
+}}
+"""
+
+
+def deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3, k, n_group,
+                    topk_group):
+    """DeepSeek-V3's MoE layer in float64: noaux_tc gate (sigmoid, bias for
+    selection, group-limited top-k by top-2 sums, normalized, x2.5), SwiGLU
+    routed experts, one shared expert added."""
+    from test_moe_route import deepseek_v3_gate
+    xt = torch.tensor(x, dtype=torch.float64)
+    logits = (xt @ torch.tensor(wg, dtype=torch.float64)).numpy()
+    weights, experts = deepseek_v3_gate(logits, bias, k, n_group, topk_group)
+    w1, w2, w3, s1, s2, s3 = (torch.tensor(a, dtype=torch.float64)
+                              for a in (w1, w2, w3, s1, s2, s3))
+
+    def swiglu(v, a, b, c):
+        return (torch.nn.functional.silu(v @ a.T) * (v @ c.T)) @ b.T
+
+    out = swiglu(xt, s1, s2, s3)
+    for tok in range(xt.shape[0]):
+        for s in range(k):
+            ex = int(experts[tok, s])
+            out[tok] += weights[tok, s] * swiglu(xt[tok:tok + 1], w1[ex],
+                                                 w2[ex], w3[ex])[0]
+    return out.numpy(), experts
+
+
+@pytest.mark.parametrize("tokens", [1, 45])
+def test_deepseek_v3_block(tokens):
+    rng = np.random.default_rng()
+    d, e, f, fs, k, g, tg = 32, 16, 24, 24, 4, 4, 2
+    x, wg, w1, w2, w3 = random_block(rng, tokens, d, e, f)
+    bias = (rng.standard_normal(e) * 0.1).astype(np.float32)
+    s1 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
+    s3 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
+    s2 = (rng.standard_normal((d, fs)) / math.sqrt(fs)).astype(np.float32)
+    text = DEEPSEEK.format(d=d, e=e, f=f, fs=fs, k=k, g=g, tg=tg, e1=e + 1)
+    out, experts = moka.run(text, "block", x, wg, bias, w1, w2, w3, s1, s2,
+                            s3)
+    ref, ref_experts = deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3,
+                                       k, g, tg)
+    assert (experts == ref_experts).all()
+    assert relative_error(out, ref) <= 1e-5
+
+
+GATED_SHARED = """
+func.func @shared(%x: tensor<?x16xf32>, %s1: tensor<20x16xf32>, %s2: tensor<16x20xf32>, %s3: tensor<20x16xf32>, %g: tensor<1x16xf32>) -> tensor<?x16xf32> {
+  %sh = moe.shared_experts swiglu %x, %s1, %s2 up(%s3 : tensor<20x16xf32>) gate(%g : tensor<1x16xf32>) : tensor<?x16xf32>, tensor<20x16xf32>, tensor<16x20xf32> -> tensor<?x16xf32>
+  return %sh : tensor<?x16xf32>
+}
+"""
+
+
+def test_qwen2_gated_shared_expert():
+    rng = np.random.default_rng()
+    x = rng.standard_normal((11, 16)).astype(np.float32)
+    s1, s3 = (rng.standard_normal((2, 20, 16)) / 4).astype(np.float32)
+    s2 = (rng.standard_normal((16, 20)) / 4).astype(np.float32)
+    g = rng.standard_normal((1, 16)).astype(np.float32)
+    (out,) = moka.run(GATED_SHARED, "shared", x, s1, s2, s3, g)
+    xt, t1, t2, t3, tg = (torch.tensor(a, dtype=torch.float64)
+                          for a in (x, s1, s2, s3, g))
+    ref = (torch.nn.functional.silu(xt @ t1.T) * (xt @ t3.T)) @ t2.T
+    ref = ref * torch.sigmoid(xt @ tg.T)
+    assert relative_error(out, ref.numpy()) <= 1e-5

@@ -223,6 +223,52 @@ LogicalResult CombineOp::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// SharedExpertsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult SharedExpertsOp::verify() {
+  RankedTensorType x = getInput().getType();
+  if (x.getRank() != 2)
+    return emitOpError("input must be [T, d], got ") << x;
+  int64_t tokens = x.getDimSize(0), d = x.getDimSize(1);
+  Type elt = x.getElementType();
+  RankedTensorType w1 = getW1().getType(), w2 = getW2().getType();
+  if (w1.getRank() != 2 || differ(w1.getDimSize(1), d))
+    return emitOpError("w1 must be [f, d] with d = ")
+           << dimString(d) << " (the input's), got " << w1;
+  int64_t f = w1.getDimSize(0);
+  if (w2.getRank() != 2 || differ(w2.getDimSize(0), d) ||
+      differ(w2.getDimSize(1), f))
+    return emitOpError("w2 must be [d, f] = [")
+           << dimString(d) << ", " << dimString(f) << "], got " << w2;
+  Value w3 = getW3();
+  if (getKind() == ExpertKind::swiglu && !w3)
+    return emitOpError("swiglu experts need the up projection up(w3)");
+  if (getKind() != ExpertKind::swiglu && w3)
+    return emitOpError("only swiglu experts take an up projection");
+  if (w3 && cast<RankedTensorType>(w3.getType()).getShape() != w1.getShape())
+    return emitOpError("w3 must have the shape of w1 ")
+           << w1 << ", got " << w3.getType();
+  if (Value gate = getGate()) {
+    auto g = cast<RankedTensorType>(gate.getType());
+    if (g.getRank() != 2 || g.getDimSize(0) != 1 || differ(g.getDimSize(1), d))
+      return emitOpError("gate must be [1, d] = [1, ")
+             << dimString(d) << "], got " << g;
+  }
+  for (Value w : {Value(getW1()), Value(getW2()), w3, Value(getGate())})
+    if (w && cast<RankedTensorType>(w.getType()).getElementType() != elt)
+      return emitOpError("weights must have the input's element type ")
+             << elt << ", got " << w.getType();
+  RankedTensorType result = getResult().getType();
+  if (result.getRank() != 2 || differ(result.getDimSize(0), tokens) ||
+      differ(result.getDimSize(1), d))
+    return emitOpError("result must be [T, d] = [")
+           << dimString(tokens) << ", " << dimString(d) << "], got "
+           << result;
+  return success();
+}
+
 #include "moka/Dialect/MoE/IR/MoEEnums.cpp.inc"
 
 #define GET_OP_CLASSES

@@ -538,22 +538,9 @@ Value transposeStack(OpBuilder &b, Location loc, Value w) {
   return linalg::TransposeOp::create(b, loc, w, init, perm).getResult()[0];
 }
 
-/// acc[i, o] += lhs[i, c] * w[c, o] in f32 (w = expert `e` of a transposed
-/// stack).
-Value expertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack, Value e,
-                   Value acc) {
+/// acc[i, o] += lhs[i, c] * w[c, o] in f32.
+Value matmulF32(OpBuilder &b, Location loc, Value lhs, Value w, Value acc) {
   MLIRContext *ctx = b.getContext();
-  auto stackType = cast<RankedTensorType>(wStack.getType());
-  SmallVector<OpFoldResult> offs = {e, b.getIndexAttr(0), b.getIndexAttr(0)};
-  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1),
-                                     tensor::getMixedSize(b, loc, wStack, 1),
-                                     tensor::getMixedSize(b, loc, wStack, 2)};
-  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
-  auto sliceType =
-      RankedTensorType::get({stackType.getDimSize(1), stackType.getDimSize(2)},
-                            stackType.getElementType());
-  Value w = tensor::ExtractSliceOp::create(b, loc, sliceType, wStack, offs,
-                                           sizes, strides);
   auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
   auto fm = arith::FastMathFlags::contract;
   return linalg::GenericOp::create(
@@ -572,6 +559,70 @@ Value expertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack, Value e,
                    arith::AddFOp::create(nb, nl, args[2], p, fm).getResult());
              })
       .getResult(0);
+}
+
+/// matmulF32 with expert `e` of a transposed weight stack `[E, c, o]`.
+Value expertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack,
+                   Value e, Value acc) {
+  auto stackType = cast<RankedTensorType>(wStack.getType());
+  SmallVector<OpFoldResult> offs = {e, b.getIndexAttr(0), b.getIndexAttr(0)};
+  SmallVector<OpFoldResult> sizes = {
+      b.getIndexAttr(1), tensor::getMixedSize(b, loc, wStack, 1),
+      tensor::getMixedSize(b, loc, wStack, 2)};
+  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+  auto sliceType = RankedTensorType::get(
+      {stackType.getDimSize(1), stackType.getDimSize(2)},
+      stackType.getElementType());
+  Value w = tensor::ExtractSliceOp::create(b, loc, sliceType, wStack, offs,
+                                           sizes, strides);
+  return matmulF32(b, loc, lhs, w, acc);
+}
+
+/// `w[a, b]` transposed to `[b, a]`.
+Value transpose2d(OpBuilder &b, Location loc, Value w) {
+  auto type = cast<RankedTensorType>(w.getType());
+  SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, w, 1),
+                                     tensor::getMixedSize(b, loc, w, 0)};
+  Value init = tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
+  return linalg::TransposeOp::create(b, loc, w, init,
+                                     ArrayRef<int64_t>{1, 0})
+      .getResult()[0];
+}
+
+/// The expert function on f32 pre-activations: silu(g) * u or gelu(g).
+Value activate(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+               Value g, Value u) {
+  MLIRContext *ctx = b.getContext();
+  AffineMap id = AffineMap::get(2, 0,
+                                {getAffineDimExpr(0, ctx),
+                                 getAffineDimExpr(1, ctx)},
+                                ctx);
+  if (u)
+    return mapF32(b, loc, sizes, ValueRange{g, u}, {id, id},
+                  [](OpBuilder &nb, Location nl, ValueRange a) {
+                    Value neg = arith::NegFOp::create(nb, nl, a[0]);
+                    Value den = arith::AddFOp::create(
+                        nb, nl, math::ExpOp::create(nb, nl, neg),
+                        f32Const(nb, nl, 1.0));
+                    Value silu = arith::DivFOp::create(nb, nl, a[0], den);
+                    return arith::MulFOp::create(nb, nl, silu, a[1])
+                        .getResult();
+                  });
+  return mapF32(b, loc, sizes, ValueRange{g}, {id},
+                [](OpBuilder &nb, Location nl, ValueRange a) {
+                  // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
+                  Value erf = math::ErfOp::create(
+                      nb, nl,
+                      arith::MulFOp::create(nb, nl, a[0],
+                                            f32Const(nb, nl, M_SQRT1_2)));
+                  Value half =
+                      arith::MulFOp::create(nb, nl, a[0], f32Const(nb, nl, 0.5));
+                  return arith::MulFOp::create(
+                             nb, nl, half,
+                             arith::AddFOp::create(nb, nl, erf,
+                                                   f32Const(nb, nl, 1.0)))
+                      .getResult();
+                });
 }
 
 Value zeroF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
@@ -641,37 +692,10 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
                })
                .getResult(0);
       Value g = expertMatmul(b, loc, xs, w1t, e, zeroF32(b, loc, {count, f}));
-      Value h;
-      AffineMap id = AffineMap::get(2, 0, {d2(0), d2(1)}, ctx);
-      if (swiglu) {
-        Value u = expertMatmul(b, loc, xs, w3t, e, zeroF32(b, loc, {count, f}));
-        h = mapF32(
-            b, loc, {count, f}, ValueRange{g, u}, {id, id},
-            [](OpBuilder &nb, Location nl, ValueRange a) {
-              Value neg = arith::NegFOp::create(nb, nl, a[0]);
-              Value den = arith::AddFOp::create(
-                  nb, nl, math::ExpOp::create(nb, nl, neg),
-                  f32Const(nb, nl, 1.0));
-              Value silu = arith::DivFOp::create(nb, nl, a[0], den);
-              return arith::MulFOp::create(nb, nl, silu, a[1]).getResult();
-            });
-      } else {
-        h = mapF32(b, loc, {count, f}, ValueRange{g}, {id},
-                   [](OpBuilder &nb, Location nl, ValueRange a) {
-                     // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
-                     Value erf = math::ErfOp::create(
-                         nb, nl,
-                         arith::MulFOp::create(nb, nl, a[0],
-                                               f32Const(nb, nl, M_SQRT1_2)));
-                     Value half = arith::MulFOp::create(nb, nl, a[0],
-                                                        f32Const(nb, nl, 0.5));
-                     return arith::MulFOp::create(
-                                nb, nl, half,
-                                arith::AddFOp::create(nb, nl, erf,
-                                                      f32Const(nb, nl, 1.0)))
-                         .getResult();
-                   });
-      }
+      Value u = swiglu ? expertMatmul(b, loc, xs, w3t, e,
+                                      zeroF32(b, loc, {count, f}))
+                       : Value();
+      Value h = activate(b, loc, {count, f}, g, u);
       Value y = expertMatmul(b, loc, h, w2t, e, zeroF32(b, loc, {count, d}));
       b.setInsertionPointToStart(forall.getTerminator().getBody());
       tensor::ParallelInsertSliceOp::create(
@@ -746,6 +770,54 @@ struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
   }
 };
 
+/// The shared experts' MLP on every token, gated by sigmoid(x gate^T) when
+/// a gate is given.
+struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(moe::SharedExpertsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    MLIRContext *ctx = b.getContext();
+    Value x = adaptor.getInput();
+    OpFoldResult t = tensor::getMixedSize(b, loc, x, 0);
+    OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
+    OpFoldResult f = tensor::getMixedSize(b, loc, adaptor.getW1(), 0);
+    Value g = matmulF32(b, loc, x, transpose2d(b, loc, adaptor.getW1()),
+                        zeroF32(b, loc, {t, f}));
+    Value u;
+    if (Value w3 = adaptor.getW3())
+      u = matmulF32(b, loc, x, transpose2d(b, loc, w3),
+                    zeroF32(b, loc, {t, f}));
+    Value h = activate(b, loc, {t, f}, g, u);
+    Value y = matmulF32(b, loc, h, transpose2d(b, loc, adaptor.getW2()),
+                        zeroF32(b, loc, {t, d}));
+    if (Value gate = adaptor.getGate()) {
+      Value logit = matmulF32(b, loc, x, transpose2d(b, loc, gate),
+                              zeroF32(b, loc, {t, b.getIndexAttr(1)}));
+      auto dm = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+      y = mapF32(b, loc, {t, d}, ValueRange{y, logit},
+                 {AffineMap::get(2, 0, {dm(0), dm(1)}, ctx),
+                  AffineMap::get(2, 0, {dm(0), getAffineConstantExpr(0, ctx)},
+                                 ctx)},
+                 [](OpBuilder &nb, Location nl, ValueRange a) {
+                   Value e = math::ExpOp::create(
+                       nb, nl, arith::NegFOp::create(nb, nl, a[1]));
+                   Value den = arith::AddFOp::create(nb, nl, e,
+                                                     f32Const(nb, nl, 1.0));
+                   return arith::DivFOp::create(nb, nl, a[0], den)
+                       .getResult();
+                 });
+    }
+    if (y.getType() != op.getType())
+      y = tensor::CastOp::create(b, loc, op.getType(), y);
+    rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
 struct ConvertMoEToLinalgPass
     : moka::impl::ConvertMoEToLinalgPassBase<ConvertMoEToLinalgPass> {
   void runOnOperation() override {
@@ -773,5 +845,6 @@ struct ConvertMoEToLinalgPass
 
 void moka::populateMoEToLinalgConversionPatterns(RewritePatternSet &patterns) {
   patterns.add<RouteOpLowering, DispatchOpLowering, ExpertsOpLowering,
-               CombineOpLowering>(patterns.getContext());
+               CombineOpLowering, SharedExpertsOpLowering>(
+      patterns.getContext());
 }

@@ -31,8 +31,8 @@ def MoE_Dialect : Dialect {
     Operations so far: `moe.route` (the router), `moe.dispatch` (the
     assignments grouped by expert, with capacity dropping), `moe.experts`
     (SwiGLU or GELU experts over the ragged segments) and `moe.combine` (the
-    weighted sum, plus a shared experts' output). Shared experts, GR-KAN
-    experts and the composite layer are next.
+    weighted sum, plus a shared experts' output) and `moe.shared_experts`.
+    GR-KAN experts and the composite layer are next.
   }];
 }
 
@@ -230,6 +230,39 @@ def MoE_CombineOp : MoE_Op<"combine", [Pure]> {
     (`shared` `(` $shared^ `:` type($shared) `)`)? attr-dict `:`
     type($expert_outputs) `,` type($slots) `,` type($weights) `->`
     type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_SharedExpertsOp : MoE_Op<"shared_experts", [
+    Pure, AttrSizedOperandSegments]> {
+  let summary = "Always-on experts applied to every token";
+  let description = [{
+    DeepSeekMoE's shared experts (`K_s` experts concatenated into one MLP of
+    intermediate size `K_s * f`, as HF transformers stores them) or
+    Qwen2-MoE's gated shared expert: the expert function of `moe.experts`
+    with unstacked weights `w1[f, d]`, `w2[d, f]` (and `w3[f, d]` for
+    SwiGLU) on every row of `x[T, d]`, times `sigmoid(x @ gate^T)` when a
+    `gate[1, d]` is given. f32 result.
+
+    ```mlir
+    %s = moe.shared_experts swiglu %x, %w1, %w2 up(%w3 : tensor<2048x1024xf32>)
+        gate(%g : tensor<1x1024xf32>)
+        : tensor<?x1024xf32>, tensor<2048x1024xf32>, tensor<1024x2048xf32>
+          -> tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F16, BF16]>:$input,
+                       RankedTensorOf<[F32, F16, BF16]>:$w1,
+                       RankedTensorOf<[F32, F16, BF16]>:$w2,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$w3,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$gate,
+                       MoE_ExpertKindAttr:$kind);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $kind $input `,` $w1 `,` $w2 (`up` `(` $w3^ `:` type($w3) `)`)?
+    (`gate` `(` $gate^ `:` type($gate) `)`)? attr-dict `:` type($input) `,`
+    type($w1) `,` type($w2) `->` type($result)
   }];
   let hasVerifier = 1;
 }
