@@ -7,6 +7,7 @@
 
 #include "moka/Conversion/Passes.h"
 #include "moka/Dialect/KAN/Transforms/Passes.h"
+#include "moka/Dialect/MoE/Transforms/Passes.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Transforms/Passes.h"
 
@@ -42,6 +43,7 @@ using namespace mlir;
 void moka::buildCPUCodegenPipeline(OpPassManager &pm,
                                    const CPUPipelineOptions &options) {
   pm.addPass(kan::createKANExpandLayersPass());
+  pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   kan::KANFuseIntoContractionsPassOptions fusion;

@@ -12,6 +12,7 @@
 #include "moka/Dialect/KAN/Transforms/Transforms.h"
 #include "moka/Dialect/KV/IR/KVDialect.h"
 #include "moka/Dialect/MoE/IR/MoEDialect.h"
+#include "moka/Dialect/MoE/Transforms/Passes.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Transforms/Passes.h"
 
@@ -128,6 +129,7 @@ void moka::registerMokaTranslations(DialectRegistry &registry) {
 void moka::registerMokaPasses() {
   registerMokaConversionPasses();
   kan::registerKANTransformsPasses();
+  moe::registerMoETransformsPasses();
   registerMokaTransformsPasses();
   registerMokaPipelines();
 

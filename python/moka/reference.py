@@ -101,3 +101,67 @@ def kan_layer(basis, x, weight, bias=None, base_weight=None, numerator=None,
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
     return y
+
+
+def _silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def _swiglu(x, w1, w2, w3):
+    return (_silu(x @ w1.T) * (x @ w3.T)) @ w2.T
+
+
+def _topk(keys, k):
+    """Indices of the k largest keys per row, descending, ties to the lower
+    index."""
+    return np.argsort(-keys, axis=-1, kind="stable")[:, :k]
+
+
+def moe_route(logits, k, scoring="softmax", bias=None, n_group=1,
+              topk_group=1, group_top2=False, normalize=False, scale=1.0):
+    """The router of semantics §2 in float64: (weights[T, k], experts[T, k])."""
+    x = np.asarray(logits, dtype=np.float64)
+    if scoring == "softmax":
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        scores = e / e.sum(axis=1, keepdims=True)
+    else:
+        scores = 1.0 / (1.0 + np.exp(-x))
+    keys = scores + (0.0 if bias is None else np.asarray(bias, np.float64))
+    t, n = keys.shape
+    if n_group > 1 and topk_group < n_group:
+        grouped = keys.reshape(t, n_group, n // n_group)
+        if group_top2:
+            top = -np.sort(-grouped, axis=-1)[..., :2]
+            group_keys = top.sum(axis=-1)
+        else:
+            group_keys = grouped.max(axis=-1)
+        kept = _topk(group_keys, topk_group)
+        mask = np.zeros((t, n_group), bool)
+        np.put_along_axis(mask, kept, True, axis=1)
+        keys = np.where(np.repeat(mask, n // n_group, axis=1), keys, -np.inf)
+    experts = _topk(keys, k)
+    weights = np.take_along_axis(scores, experts, axis=1)
+    if normalize:
+        weights = weights / weights.sum(axis=1, keepdims=True)
+    return weights * scale, experts
+
+
+def moe_layer(x, gate, w1, w2, w3, k, shared=None, **route):
+    """A mixture-of-experts layer in float64 with SwiGLU experts: HF's
+    MixtralSparseMoeBlock with the defaults, DeepSeek-V3's MoE with sigmoid
+    scoring, bias, groups, scaling and `shared = (s1, s2, s3)`. `gate` is the
+    router weight [E, d]."""
+    x = np.asarray(x, dtype=np.float64)
+    w1, w2, w3 = (np.asarray(a, np.float64) for a in (w1, w2, w3))
+    weights, experts = moe_route(x @ np.asarray(gate, np.float64).T, k,
+                                 **route)
+    out = np.zeros_like(x)
+    if shared is not None:
+        out += _swiglu(x, *(np.asarray(a, np.float64) for a in
+                            (shared[0], shared[1], shared[2])))
+    for e in range(w1.shape[0]):
+        tok, slot = np.nonzero(experts == e)
+        if len(tok):
+            out[tok] += weights[tok, slot, None] * _swiglu(x[tok], w1[e],
+                                                           w2[e], w3[e])
+    return out

@@ -265,3 +265,49 @@ def test_qwen2_gated_shared_expert():
     ref = (torch.nn.functional.silu(xt @ t1.T) * (xt @ t3.T)) @ t2.T
     ref = ref * torch.sigmoid(xt @ tg.T)
     assert relative_error(out, ref.numpy()) <= 1e-5
+
+
+LAYER = """
+func.func @layer(%x: tensor<?x{d}xf32>, %g: tensor<{e}x{d}xf32>, %w1: tensor<{e}x{f}x{d}xf32>, %w2: tensor<{e}x{d}x{f}xf32>, %w3: tensor<{e}x{f}x{d}xf32>{extra_args}) -> tensor<?x{d}xf32> {{
+  %y = moe.layer swiglu %x, %g, %w1, %w2 up(%w3 : tensor<{e}x{f}x{d}xf32>){extra} {{{attrs}}} : tensor<?x{d}xf32>, tensor<{e}x{d}xf32>, tensor<{e}x{f}x{d}xf32>, tensor<{e}x{d}x{f}xf32> -> tensor<?x{d}xf32>
+  return %y : tensor<?x{d}xf32>
+}}
+"""
+
+
+def test_mixtral_layer_op():
+    """The composite op, decomposed by moe-decompose-layers, with HF's gate
+    layout [E, d]."""
+    rng = np.random.default_rng()
+    d, e, f, k, t = 64, 8, 96, 2, 77
+    x, wg, w1, w2, w3 = random_block(rng, t, d, e, f)
+    gate = np.ascontiguousarray(wg.T)
+    text = LAYER.format(d=d, e=e, f=f, extra_args="", extra="",
+                        attrs=f"k = {k} : i64, normalize = true")
+    (out,) = moka.run(text, "layer", x, gate, w1, w2, w3)
+    ref, _ = mixtral_block(x, wg, w1, w2, w3, k)
+    assert relative_error(out, ref) <= 1e-5
+
+
+def test_deepseek_v3_layer_op():
+    rng = np.random.default_rng()
+    d, e, f, fs, k, t = 32, 16, 24, 40, 4, 29
+    x, wg, w1, w2, w3 = random_block(rng, t, d, e, f)
+    bias = (rng.standard_normal(e) * 0.1).astype(np.float32)
+    s1 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
+    s3 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
+    s2 = (rng.standard_normal((d, fs)) / math.sqrt(fs)).astype(np.float32)
+    extra_args = (f", %b: tensor<{e}xf32>, %s1: tensor<{fs}x{d}xf32>, "
+                  f"%s2: tensor<{d}x{fs}xf32>, %s3: tensor<{fs}x{d}xf32>")
+    extra = (f" bias(%b : tensor<{e}xf32>) shared(%s1, %s2 : "
+             f"tensor<{fs}x{d}xf32>, tensor<{d}x{fs}xf32>) shared_up(%s3 : "
+             f"tensor<{fs}x{d}xf32>)")
+    attrs = (f"k = {k} : i64, scoring = #moe<scoring sigmoid>, n_group = 4 : "
+             "i64, topk_group = 2 : i64, group_score = #moe<group_score "
+             "top2_sum>, normalize = true, routed_scaling_factor = 2.5 : f64")
+    text = LAYER.format(d=d, e=e, f=f, extra_args=extra_args, extra=extra,
+                        attrs=attrs)
+    (out,) = moka.run(text, "layer", x, np.ascontiguousarray(wg.T), w1, w2,
+                      w3, bias, s1, s2, s3)
+    ref, _ = deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3, k, 4, 2)
+    assert relative_error(out, ref) <= 1e-5

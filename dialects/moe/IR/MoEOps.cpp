@@ -14,6 +14,137 @@
 using namespace mlir;
 using namespace moka::moe;
 
+/// True when the sizes `a` and `b` are both static and differ.
+static bool differ(int64_t a, int64_t b) {
+  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+}
+
+static std::string dimString(int64_t d) {
+  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+}
+
+/// Checks of the routing parameters shared by moe.route and moe.layer.
+static LogicalResult verifyRouting(Operation *op, int64_t experts, int64_t k,
+                                   int64_t groups, int64_t keep,
+                                   GroupScore groupScore, double scale) {
+  if (k < 1)
+    return op->emitOpError("k must be >= 1, got ") << k;
+  if (k > experts)
+    return op->emitOpError("k = ")
+           << k << " exceeds the number of experts E = " << experts;
+  if (groups < 1)
+    return op->emitOpError("n_group must be >= 1, got ") << groups;
+  if (experts % groups != 0)
+    return op->emitOpError("n_group = ")
+           << groups
+           << " does not divide the number of experts E = " << experts;
+  if (keep < 1 || keep > groups)
+    return op->emitOpError("topk_group must be in [1, n_group = ")
+           << groups << "], got " << keep;
+  int64_t perGroup = experts / groups;
+  if (k > keep * perGroup)
+    return op->emitOpError("k = ") << k << " exceeds the " << keep * perGroup
+                                   << " experts left by topk_group = " << keep
+                                   << " groups of " << perGroup;
+  if (groups > 1 && groupScore == GroupScore::top2_sum && perGroup < 2)
+    return op->emitOpError("group_score top2_sum needs at least 2 experts "
+                           "per group, got ")
+           << perGroup;
+  if (!std::isfinite(scale) || scale <= 0)
+    return op->emitOpError("routed_scaling_factor must be finite and > 0, got ")
+           << scale;
+  return success();
+}
+
+static LogicalResult verifyCapacity(Operation *op,
+                                    std::optional<APFloat> factor) {
+  if (!factor)
+    return success();
+  double v = factor->convertToDouble();
+  if (!std::isfinite(v) || v <= 0)
+    return op->emitOpError("capacity_factor must be finite and > 0, got ") << v;
+  return success();
+}
+
+/// Checks of the stacked routed-expert weights shared by moe.experts and
+/// moe.layer: w1[E, f, d], w2[E, d, f], w3 like w1 exactly for SwiGLU.
+static LogicalResult verifyExpertStacks(Operation *op, ExpertKind kind,
+                                        int64_t d, Type elt, Value w1v,
+                                        Value w2v, Value w3) {
+  auto w1 = cast<RankedTensorType>(w1v.getType());
+  auto w2 = cast<RankedTensorType>(w2v.getType());
+  for (auto [name, w] :
+       {std::pair<StringRef, RankedTensorType>{"w1", w1}, {"w2", w2}})
+    if (w.getRank() != 3)
+      return op->emitOpError()
+             << name << " must be a stack [E, ., .] of expert weights, got "
+             << w;
+  int64_t e = w1.getDimSize(0), f = w1.getDimSize(1);
+  if (ShapedType::isDynamic(e))
+    return op->emitOpError("the number of experts (w1's first dimension) "
+                           "must be static, got ")
+           << w1;
+  if (differ(w1.getDimSize(2), d))
+    return op->emitOpError("w1 must be [E, f, d] with d = ")
+           << dimString(d) << " (the input's), got " << w1;
+  if (differ(w2.getDimSize(0), e) || differ(w2.getDimSize(1), d) ||
+      differ(w2.getDimSize(2), f))
+    return op->emitOpError("w2 must be [E, d, f] = [")
+           << e << ", " << dimString(d) << ", " << dimString(f) << "], got "
+           << w2;
+  if (kind == ExpertKind::swiglu && !w3)
+    return op->emitOpError("swiglu experts need the up projection up(w3)");
+  if (kind != ExpertKind::swiglu && w3)
+    return op->emitOpError("only swiglu experts take an up projection");
+  if (w3 && cast<RankedTensorType>(w3.getType()).getShape() != w1.getShape())
+    return op->emitOpError("w3 must have the shape of w1 ")
+           << w1 << ", got " << w3.getType();
+  for (Value w : {w1v, w2v, w3})
+    if (w && cast<RankedTensorType>(w.getType()).getElementType() != elt)
+      return op->emitOpError(
+                 "expert weights must have the input's element type ")
+             << elt << ", got " << w.getType();
+  return success();
+}
+
+/// Checks of the shared experts' weights shared by moe.shared_experts and
+/// moe.layer: w1[f, d], w2[d, f], w3 like w1 exactly for SwiGLU, gate
+/// [1, d].
+static LogicalResult verifySharedWeights(Operation *op, ExpertKind kind,
+                                         int64_t d, Type elt, Value w1v,
+                                         Value w2v, Value w3, Value gate) {
+  auto w1 = cast<RankedTensorType>(w1v.getType());
+  auto w2 = cast<RankedTensorType>(w2v.getType());
+  if (w1.getRank() != 2 || differ(w1.getDimSize(1), d))
+    return op->emitOpError("shared w1 must be [f, d] with d = ")
+           << dimString(d) << " (the input's), got " << w1;
+  int64_t f = w1.getDimSize(0);
+  if (w2.getRank() != 2 || differ(w2.getDimSize(0), d) ||
+      differ(w2.getDimSize(1), f))
+    return op->emitOpError("shared w2 must be [d, f] = [")
+           << dimString(d) << ", " << dimString(f) << "], got " << w2;
+  if (kind == ExpertKind::swiglu && !w3)
+    return op->emitOpError("swiglu shared experts need their up projection");
+  if (kind != ExpertKind::swiglu && w3)
+    return op->emitOpError("only swiglu shared experts take an up "
+                           "projection");
+  if (w3 && cast<RankedTensorType>(w3.getType()).getShape() != w1.getShape())
+    return op->emitOpError("shared w3 must have the shape of w1 ")
+           << w1 << ", got " << w3.getType();
+  if (gate) {
+    auto g = cast<RankedTensorType>(gate.getType());
+    if (g.getRank() != 2 || g.getDimSize(0) != 1 || differ(g.getDimSize(1), d))
+      return op->emitOpError("shared gate must be [1, d] = [1, ")
+             << dimString(d) << "], got " << g;
+  }
+  for (Value w : {w1v, w2v, w3, gate})
+    if (w && cast<RankedTensorType>(w.getType()).getElementType() != elt)
+      return op->emitOpError("shared weights must have the input's element "
+                             "type ")
+             << elt << ", got " << w.getType();
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // RouteOp
 //===----------------------------------------------------------------------===//
@@ -30,37 +161,11 @@ LogicalResult RouteOp::verify() {
   if (experts < 1)
     return emitOpError("needs at least one expert, got E = 0");
 
+  if (failed(verifyRouting(*this, experts, getK(), getNGroup(), getTopkGroup(),
+                           getGroupScore(),
+                           getRoutedScalingFactor().convertToDouble())))
+    return failure();
   int64_t k = getK();
-  if (k < 1)
-    return emitOpError("k must be >= 1, got ") << k;
-  if (k > experts)
-    return emitOpError("k = ")
-           << k << " exceeds the number of experts E = " << experts;
-
-  int64_t groups = getNGroup(), keep = getTopkGroup();
-  if (groups < 1)
-    return emitOpError("n_group must be >= 1, got ") << groups;
-  if (experts % groups != 0)
-    return emitOpError("n_group = ")
-           << groups
-           << " does not divide the number of experts E = " << experts;
-  if (keep < 1 || keep > groups)
-    return emitOpError("topk_group must be in [1, n_group = ")
-           << groups << "], got " << keep;
-  int64_t perGroup = experts / groups;
-  if (k > keep * perGroup)
-    return emitOpError("k = ") << k << " exceeds the " << keep * perGroup
-                               << " experts left by topk_group = " << keep
-                               << " groups of " << perGroup;
-  if (groups > 1 && getGroupScore() == GroupScore::top2_sum && perGroup < 2)
-    return emitOpError("group_score top2_sum needs at least 2 experts per "
-                       "group, got ")
-           << perGroup;
-
-  double scale = getRoutedScalingFactor().convertToDouble();
-  if (!std::isfinite(scale) || scale <= 0)
-    return emitOpError("routed_scaling_factor must be finite and > 0, got ")
-           << scale;
 
   if (Value bias = getBias()) {
     auto biasType = cast<RankedTensorType>(bias.getType());
@@ -85,15 +190,6 @@ LogicalResult RouteOp::verify() {
   return success();
 }
 
-/// True when the sizes `a` and `b` are both static and differ.
-static bool differ(int64_t a, int64_t b) {
-  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
-}
-
-static std::string dimString(int64_t d) {
-  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
-}
-
 //===----------------------------------------------------------------------===//
 // DispatchOp
 //===----------------------------------------------------------------------===//
@@ -106,11 +202,8 @@ LogicalResult DispatchOp::verify() {
   int64_t e = getNumExperts();
   if (e < 1)
     return emitOpError("num_experts must be >= 1, got ") << e;
-  if (std::optional<APFloat> cf = getCapacityFactor()) {
-    double v = cf->convertToDouble();
-    if (!std::isfinite(v) || v <= 0)
-      return emitOpError("capacity_factor must be finite and > 0, got ") << v;
-  }
+  if (failed(verifyCapacity(*this, getCapacityFactor())))
+    return failure();
   RankedTensorType rows = getRows().getType();
   int64_t assignments =
       ShapedType::isDynamic(tokens) || ShapedType::isDynamic(k)
@@ -141,37 +234,10 @@ LogicalResult ExpertsOp::verify() {
     return emitOpError("input must be [T, d], got ") << x;
   int64_t d = x.getDimSize(1);
   Type elt = x.getElementType();
-  RankedTensorType w1 = getW1().getType(), w2 = getW2().getType();
-  for (auto [name, w] :
-       {std::pair<StringRef, RankedTensorType>{"w1", w1}, {"w2", w2}})
-    if (w.getRank() != 3)
-      return emitOpError() << name << " must be a stack [E, ., .] of expert "
-                           << "weights, got " << w;
-  int64_t e = w1.getDimSize(0), f = w1.getDimSize(1);
-  if (ShapedType::isDynamic(e))
-    return emitOpError("the number of experts (w1's first dimension) must be "
-                       "static, got ")
-           << w1;
-  if (differ(w1.getDimSize(2), d))
-    return emitOpError("w1 must be [E, f, d] with d = ")
-           << dimString(d) << " (the input's), got " << w1;
-  if (differ(w2.getDimSize(0), e) || differ(w2.getDimSize(1), d) ||
-      differ(w2.getDimSize(2), f))
-    return emitOpError("w2 must be [E, d, f] = [")
-           << e << ", " << dimString(d) << ", " << dimString(f) << "], got "
-           << w2;
-  Value w3 = getW3();
-  if (getKind() == ExpertKind::swiglu && !w3)
-    return emitOpError("swiglu experts need the up projection up(w3)");
-  if (getKind() != ExpertKind::swiglu && w3)
-    return emitOpError("only swiglu experts take an up projection");
-  if (w3 && cast<RankedTensorType>(w3.getType()).getShape() != w1.getShape())
-    return emitOpError("w3 must have the shape of w1 ")
-           << w1 << ", got " << w3.getType();
-  for (Value w : {Value(getW1()), Value(getW2()), w3})
-    if (w && cast<RankedTensorType>(w.getType()).getElementType() != elt)
-      return emitOpError("expert weights must have the input's element type ")
-             << elt << ", got " << w.getType();
+  if (failed(verifyExpertStacks(*this, getKind(), d, elt, getW1(), getW2(),
+                                getW3())))
+    return failure();
+  int64_t e = getW1().getType().getDimSize(0);
   RankedTensorType rows = getRows().getType();
   if (rows.getRank() != 1)
     return emitOpError("rows must be [N], got ") << rows;
@@ -233,39 +299,65 @@ LogicalResult SharedExpertsOp::verify() {
     return emitOpError("input must be [T, d], got ") << x;
   int64_t tokens = x.getDimSize(0), d = x.getDimSize(1);
   Type elt = x.getElementType();
-  RankedTensorType w1 = getW1().getType(), w2 = getW2().getType();
-  if (w1.getRank() != 2 || differ(w1.getDimSize(1), d))
-    return emitOpError("w1 must be [f, d] with d = ")
-           << dimString(d) << " (the input's), got " << w1;
-  int64_t f = w1.getDimSize(0);
-  if (w2.getRank() != 2 || differ(w2.getDimSize(0), d) ||
-      differ(w2.getDimSize(1), f))
-    return emitOpError("w2 must be [d, f] = [")
-           << dimString(d) << ", " << dimString(f) << "], got " << w2;
-  Value w3 = getW3();
-  if (getKind() == ExpertKind::swiglu && !w3)
-    return emitOpError("swiglu experts need the up projection up(w3)");
-  if (getKind() != ExpertKind::swiglu && w3)
-    return emitOpError("only swiglu experts take an up projection");
-  if (w3 && cast<RankedTensorType>(w3.getType()).getShape() != w1.getShape())
-    return emitOpError("w3 must have the shape of w1 ")
-           << w1 << ", got " << w3.getType();
-  if (Value gate = getGate()) {
-    auto g = cast<RankedTensorType>(gate.getType());
-    if (g.getRank() != 2 || g.getDimSize(0) != 1 || differ(g.getDimSize(1), d))
-      return emitOpError("gate must be [1, d] = [1, ")
-             << dimString(d) << "], got " << g;
-  }
-  for (Value w : {Value(getW1()), Value(getW2()), w3, Value(getGate())})
-    if (w && cast<RankedTensorType>(w.getType()).getElementType() != elt)
-      return emitOpError("weights must have the input's element type ")
-             << elt << ", got " << w.getType();
+  if (failed(verifySharedWeights(*this, getKind(), d, elt, getW1(), getW2(),
+                                 getW3(), getGate())))
+    return failure();
   RankedTensorType result = getResult().getType();
   if (result.getRank() != 2 || differ(result.getDimSize(0), tokens) ||
       differ(result.getDimSize(1), d))
     return emitOpError("result must be [T, d] = [")
-           << dimString(tokens) << ", " << dimString(d) << "], got "
-           << result;
+           << dimString(tokens) << ", " << dimString(d) << "], got " << result;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerOp::verify() {
+  RankedTensorType x = getInput().getType();
+  if (x.getRank() != 2)
+    return emitOpError("input must be [T, d], got ") << x;
+  int64_t tokens = x.getDimSize(0), d = x.getDimSize(1);
+  Type elt = x.getElementType();
+  RankedTensorType gate = getGate().getType();
+  if (gate.getRank() != 2 || ShapedType::isDynamic(gate.getDimSize(0)) ||
+      differ(gate.getDimSize(1), d))
+    return emitOpError("gate must be [E, d] with a static E and d = ")
+           << dimString(d) << ", got " << gate;
+  int64_t experts = gate.getDimSize(0);
+  if (experts < 1)
+    return emitOpError("needs at least one expert, got E = 0");
+  if (gate.getElementType() != elt)
+    return emitOpError("gate must have the input's element type ")
+           << elt << ", got " << gate;
+  if (failed(verifyRouting(*this, experts, getK(), getNGroup(), getTopkGroup(),
+                           getGroupScore(),
+                           getRoutedScalingFactor().convertToDouble())) ||
+      failed(verifyCapacity(*this, getCapacityFactor())) ||
+      failed(verifyExpertStacks(*this, getKind(), d, elt, getW1(), getW2(),
+                                getW3())))
+    return failure();
+  if (getW1().getType().getDimSize(0) != experts)
+    return emitOpError("the gate has E = ")
+           << experts << " experts, the expert weights "
+           << getW1().getType().getDimSize(0);
+  if (Value bias = getBias()) {
+    auto b = cast<RankedTensorType>(bias.getType());
+    if (b.getRank() != 1 || b.getDimSize(0) != experts)
+      return emitOpError("bias must be [E] = [") << experts << "], got " << b;
+  }
+  if (!getSharedW1() && (getSharedW3() || getSharedGate()))
+    return emitOpError("shared_up and shared_gate need shared(w1, w2)");
+  if (getSharedW1() && failed(verifySharedWeights(
+                           *this, getKind(), d, elt, getSharedW1(),
+                           getSharedW2(), getSharedW3(), getSharedGate())))
+    return failure();
+  RankedTensorType result = getResult().getType();
+  if (result.getRank() != 2 || differ(result.getDimSize(0), tokens) ||
+      differ(result.getDimSize(1), d))
+    return emitOpError("result must be [T, d] = [")
+           << dimString(tokens) << ", " << dimString(d) << "], got " << result;
   return success();
 }
 

@@ -562,17 +562,17 @@ Value matmulF32(OpBuilder &b, Location loc, Value lhs, Value w, Value acc) {
 }
 
 /// matmulF32 with expert `e` of a transposed weight stack `[E, c, o]`.
-Value expertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack,
-                   Value e, Value acc) {
+Value expertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack, Value e,
+                   Value acc) {
   auto stackType = cast<RankedTensorType>(wStack.getType());
   SmallVector<OpFoldResult> offs = {e, b.getIndexAttr(0), b.getIndexAttr(0)};
-  SmallVector<OpFoldResult> sizes = {
-      b.getIndexAttr(1), tensor::getMixedSize(b, loc, wStack, 1),
-      tensor::getMixedSize(b, loc, wStack, 2)};
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1),
+                                     tensor::getMixedSize(b, loc, wStack, 1),
+                                     tensor::getMixedSize(b, loc, wStack, 2)};
   SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
-  auto sliceType = RankedTensorType::get(
-      {stackType.getDimSize(1), stackType.getDimSize(2)},
-      stackType.getElementType());
+  auto sliceType =
+      RankedTensorType::get({stackType.getDimSize(1), stackType.getDimSize(2)},
+                            stackType.getElementType());
   Value w = tensor::ExtractSliceOp::create(b, loc, sliceType, wStack, offs,
                                            sizes, strides);
   return matmulF32(b, loc, lhs, w, acc);
@@ -584,8 +584,7 @@ Value transpose2d(OpBuilder &b, Location loc, Value w) {
   SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, w, 1),
                                      tensor::getMixedSize(b, loc, w, 0)};
   Value init = tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
-  return linalg::TransposeOp::create(b, loc, w, init,
-                                     ArrayRef<int64_t>{1, 0})
+  return linalg::TransposeOp::create(b, loc, w, init, ArrayRef<int64_t>{1, 0})
       .getResult()[0];
 }
 
@@ -593,36 +592,31 @@ Value transpose2d(OpBuilder &b, Location loc, Value w) {
 Value activate(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                Value g, Value u) {
   MLIRContext *ctx = b.getContext();
-  AffineMap id = AffineMap::get(2, 0,
-                                {getAffineDimExpr(0, ctx),
-                                 getAffineDimExpr(1, ctx)},
-                                ctx);
+  AffineMap id = AffineMap::get(
+      2, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
   if (u)
-    return mapF32(b, loc, sizes, ValueRange{g, u}, {id, id},
-                  [](OpBuilder &nb, Location nl, ValueRange a) {
-                    Value neg = arith::NegFOp::create(nb, nl, a[0]);
-                    Value den = arith::AddFOp::create(
-                        nb, nl, math::ExpOp::create(nb, nl, neg),
-                        f32Const(nb, nl, 1.0));
-                    Value silu = arith::DivFOp::create(nb, nl, a[0], den);
-                    return arith::MulFOp::create(nb, nl, silu, a[1])
-                        .getResult();
-                  });
-  return mapF32(b, loc, sizes, ValueRange{g}, {id},
-                [](OpBuilder &nb, Location nl, ValueRange a) {
-                  // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
-                  Value erf = math::ErfOp::create(
-                      nb, nl,
-                      arith::MulFOp::create(nb, nl, a[0],
-                                            f32Const(nb, nl, M_SQRT1_2)));
-                  Value half =
-                      arith::MulFOp::create(nb, nl, a[0], f32Const(nb, nl, 0.5));
-                  return arith::MulFOp::create(
-                             nb, nl, half,
-                             arith::AddFOp::create(nb, nl, erf,
-                                                   f32Const(nb, nl, 1.0)))
-                      .getResult();
-                });
+    return mapF32(
+        b, loc, sizes, ValueRange{g, u}, {id, id},
+        [](OpBuilder &nb, Location nl, ValueRange a) {
+          Value neg = arith::NegFOp::create(nb, nl, a[0]);
+          Value den = arith::AddFOp::create(
+              nb, nl, math::ExpOp::create(nb, nl, neg), f32Const(nb, nl, 1.0));
+          Value silu = arith::DivFOp::create(nb, nl, a[0], den);
+          return arith::MulFOp::create(nb, nl, silu, a[1]).getResult();
+        });
+  return mapF32(
+      b, loc, sizes, ValueRange{g}, {id},
+      [](OpBuilder &nb, Location nl, ValueRange a) {
+        // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
+        Value erf = math::ErfOp::create(
+            nb, nl,
+            arith::MulFOp::create(nb, nl, a[0], f32Const(nb, nl, M_SQRT1_2)));
+        Value half = arith::MulFOp::create(nb, nl, a[0], f32Const(nb, nl, 0.5));
+        return arith::MulFOp::create(
+                   nb, nl, half,
+                   arith::AddFOp::create(nb, nl, erf, f32Const(nb, nl, 1.0)))
+            .getResult();
+      });
 }
 
 Value zeroF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
@@ -692,9 +686,9 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
                })
                .getResult(0);
       Value g = expertMatmul(b, loc, xs, w1t, e, zeroF32(b, loc, {count, f}));
-      Value u = swiglu ? expertMatmul(b, loc, xs, w3t, e,
-                                      zeroF32(b, loc, {count, f}))
-                       : Value();
+      Value u =
+          swiglu ? expertMatmul(b, loc, xs, w3t, e, zeroF32(b, loc, {count, f}))
+                 : Value();
       Value h = activate(b, loc, {count, f}, g, u);
       Value y = expertMatmul(b, loc, h, w2t, e, zeroF32(b, loc, {count, d}));
       b.setInsertionPointToStart(forall.getTerminator().getBody());
@@ -798,18 +792,16 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
       Value logit = matmulF32(b, loc, x, transpose2d(b, loc, gate),
                               zeroF32(b, loc, {t, b.getIndexAttr(1)}));
       auto dm = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-      y = mapF32(b, loc, {t, d}, ValueRange{y, logit},
-                 {AffineMap::get(2, 0, {dm(0), dm(1)}, ctx),
-                  AffineMap::get(2, 0, {dm(0), getAffineConstantExpr(0, ctx)},
-                                 ctx)},
-                 [](OpBuilder &nb, Location nl, ValueRange a) {
-                   Value e = math::ExpOp::create(
-                       nb, nl, arith::NegFOp::create(nb, nl, a[1]));
-                   Value den = arith::AddFOp::create(nb, nl, e,
-                                                     f32Const(nb, nl, 1.0));
-                   return arith::DivFOp::create(nb, nl, a[0], den)
-                       .getResult();
-                 });
+      y = mapF32(
+          b, loc, {t, d}, ValueRange{y, logit},
+          {AffineMap::get(2, 0, {dm(0), dm(1)}, ctx),
+           AffineMap::get(2, 0, {dm(0), getAffineConstantExpr(0, ctx)}, ctx)},
+          [](OpBuilder &nb, Location nl, ValueRange a) {
+            Value e = math::ExpOp::create(nb, nl,
+                                          arith::NegFOp::create(nb, nl, a[1]));
+            Value den = arith::AddFOp::create(nb, nl, e, f32Const(nb, nl, 1.0));
+            return arith::DivFOp::create(nb, nl, a[0], den).getResult();
+          });
     }
     if (y.getType() != op.getType())
       y = tensor::CastOp::create(b, loc, op.getType(), y);

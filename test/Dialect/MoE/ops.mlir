@@ -24,3 +24,10 @@ func.func @mixtral_block(%x: tensor<?x64xf32>, %logits: tensor<?x8xf32>, %w1: te
   %out = moe.combine %y, %slots, %w shared(%sh : tensor<?x64xf32>) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
   return %out : tensor<?x64xf32>
 }
+
+// CHECK-LABEL: func @layers
+func.func @layers(%x: tensor<?x16xbf16>, %g: tensor<4x16xbf16>, %w1: tensor<4x8x16xbf16>, %w2: tensor<4x16x8xbf16>, %s1: tensor<8x16xbf16>, %s2: tensor<16x8xbf16>, %sg: tensor<1x16xbf16>) -> tensor<?x16xf32> {
+  // CHECK: moe.layer gelu %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} shared(%{{.*}}, %{{.*}} : tensor<8x16xbf16>, tensor<16x8xbf16>) shared_gate(%{{.*}} : tensor<1x16xbf16>) {capacity_factor = 1.000000e+00 : f64, k = 2 : i64}
+  %y = moe.layer gelu %x, %g, %w1, %w2 shared(%s1, %s2 : tensor<8x16xbf16>, tensor<16x8xbf16>) shared_gate(%sg : tensor<1x16xbf16>) {k = 2 : i64, capacity_factor = 1.0 : f64} : tensor<?x16xbf16>, tensor<4x16xbf16>, tensor<4x8x16xbf16>, tensor<4x16x8xbf16> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

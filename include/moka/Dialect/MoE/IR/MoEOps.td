@@ -31,8 +31,9 @@ def MoE_Dialect : Dialect {
     Operations so far: `moe.route` (the router), `moe.dispatch` (the
     assignments grouped by expert, with capacity dropping), `moe.experts`
     (SwiGLU or GELU experts over the ragged segments) and `moe.combine` (the
-    weighted sum, plus a shared experts' output) and `moe.shared_experts`.
-    GR-KAN experts and the composite layer are next.
+    weighted sum, plus a shared experts' output), `moe.shared_experts`, and
+    the composite `moe.layer`, which `moe-decompose-layers` expands into
+    them.
   }];
 }
 
@@ -263,6 +264,74 @@ def MoE_SharedExpertsOp : MoE_Op<"shared_experts", [
     $kind $input `,` $w1 `,` $w2 (`up` `(` $w3^ `:` type($w3) `)`)?
     (`gate` `(` $gate^ `:` type($gate) `)`)? attr-dict `:` type($input) `,`
     type($w1) `,` type($w2) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments]> {
+  let summary = "A whole mixture-of-experts layer";
+  let description = [{
+    One op for a mixture-of-experts layer, which `moe-decompose-layers`
+    expands into its parts so that every later pass sees them:
+
+    ```
+    logits = x @ gate^T                                  (gate: [E, d])
+    w, i   = moe.route logits [bias]      {k, scoring, n_group, topk_group,
+                                           group_score, normalize,
+                                           routed_scaling_factor}
+    rows, offsets, slots = moe.dispatch i {capacity_factor}
+    y      = moe.experts kind x, rows, offsets, w1, w2 [up(w3)]
+    s      = moe.shared_experts kind x, shared...    (when shared weights)
+    out    = moe.combine y, slots, w [shared(s)]
+    ```
+
+    Operands: `x[T, d]`, `gate[E, d]` (HF's router weight), the routed
+    experts' stacks `w1[E, f, d]`, `w2[E, d, f]`, `up(w3[E, f, d])` for
+    SwiGLU, optional `bias(b[E])`, optional shared experts
+    `shared(s1[fs, d], s2[d, fs])` with `shared_up(s3[fs, d])` for SwiGLU
+    and `shared_gate(g[1, d])` (Qwen2-MoE). Attributes: those of `moe.route`
+    and `moe.dispatch`. f32 result.
+
+    ```mlir
+    %y = moe.layer swiglu %x, %gate, %w1, %w2 up(%w3 : tensor<8x2048x1024xf32>)
+        {k = 2 : i64, normalize = true}
+        : tensor<?x1024xf32>, tensor<8x1024xf32>, tensor<8x2048x1024xf32>,
+          tensor<8x1024x2048xf32> -> tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins
+    RankedTensorOf<[F32, F16, BF16]>:$input,
+    RankedTensorOf<[F32, F16, BF16]>:$gate,
+    RankedTensorOf<[F32, F16, BF16]>:$w1,
+    RankedTensorOf<[F32, F16, BF16]>:$w2,
+    Optional<RankedTensorOf<[F32, F16, BF16]>>:$w3,
+    Optional<RankedTensorOf<[F32, F16, BF16]>>:$bias,
+    Optional<RankedTensorOf<[F32, F16, BF16]>>:$shared_w1,
+    Optional<RankedTensorOf<[F32, F16, BF16]>>:$shared_w2,
+    Optional<RankedTensorOf<[F32, F16, BF16]>>:$shared_w3,
+    Optional<RankedTensorOf<[F32, F16, BF16]>>:$shared_gate,
+    MoE_ExpertKindAttr:$kind,
+    I64Attr:$k,
+    DefaultValuedAttr<MoE_ScoringAttr, "::moka::moe::Scoring::softmax">:
+        $scoring,
+    DefaultValuedAttr<I64Attr, "1">:$n_group,
+    DefaultValuedAttr<I64Attr, "1">:$topk_group,
+    DefaultValuedAttr<MoE_GroupScoreAttr, "::moka::moe::GroupScore::max">:
+        $group_score,
+    DefaultValuedAttr<BoolAttr, "false">:$normalize,
+    DefaultValuedAttr<F64Attr, "1.0">:$routed_scaling_factor,
+    OptionalAttr<F64Attr>:$capacity_factor);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $kind $input `,` $gate `,` $w1 `,` $w2
+    (`up` `(` $w3^ `:` type($w3) `)`)?
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`shared` `(` $shared_w1^ `,` $shared_w2 `:` type($shared_w1) `,`
+      type($shared_w2) `)`)?
+    (`shared_up` `(` $shared_w3^ `:` type($shared_w3) `)`)?
+    (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?
+    attr-dict `:` type($input) `,` type($gate) `,` type($w1) `,` type($w2)
+    `->` type($result)
   }];
   let hasVerifier = 1;
 }
