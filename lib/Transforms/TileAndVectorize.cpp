@@ -94,6 +94,40 @@ std::optional<ContractionLoops> matchContraction(linalg::LinalgOp op) {
   return loops;
 }
 
+/// Side of the square tiles in which a transpose is copied: 16 x 16 f32 is 16
+/// AVX-512 registers, transposed in registers by shuffles.
+constexpr int64_t kTransposeTile = 16;
+
+/// For an all-parallel copy whose output's innermost loop reads a different
+/// loop's dimension innermost in the input (a transpose), the pair (output
+/// innermost loop, loop of the input's innermost dimension).
+std::optional<std::pair<unsigned, unsigned>>
+matchTranspose(linalg::LinalgOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
+      op.getNumDpsInits() != 1 || op.getNumLoops() < 2 ||
+      op.getNumParallelLoops() != op.getNumLoops())
+    return std::nullopt;
+  if (!isa<linalg::TransposeOp>(op.getOperation())) {
+    auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
+    if (!generic)
+      return std::nullopt;
+    Block &body = generic.getRegion().front();
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    if (body.getOperations().size() != 1 ||
+        yield.getOperand(0) != body.getArgument(0))
+      return std::nullopt;
+  }
+  AffineMap in = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  AffineMap out = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  if (!in.isPermutation() || !out.isPermutation())
+    return std::nullopt;
+  unsigned a = out.getDimPosition(out.getNumResults() - 1);
+  unsigned b = in.getDimPosition(in.getNumResults() - 1);
+  if (a == b)
+    return std::nullopt;
+  return std::make_pair(a, b);
+}
+
 /// Tiles `op` with `tileSizes` (0: not tiled) and replaces it; returns the
 /// tiled operation.
 FailureOr<linalg::LinalgOp> tile(RewriterBase &rewriter, linalg::LinalgOp op,
@@ -222,6 +256,10 @@ struct TileAndVectorizePass
           if (ranges.size() == kept.size())
             vecSizes = kept;
         }
+      } else if (std::optional<std::pair<unsigned, unsigned>> t =
+                     matchTranspose(op)) {
+        vecSizes[t->first] = kTransposeTile;
+        vecSizes[t->second] = kTransposeTile;
       } else {
         vecSizes.back() = vectorSize;
       }
@@ -249,13 +287,25 @@ struct TileAndVectorizePass
     // n-D vectors are unrolled into rows of their innermost dimension: a
     // register tile's operand that is broadcast along the rows becomes one
     // scalar load and broadcast per row instead of a strided gather.
+    // Transposing reads first become plain reads and a vector.transpose,
+    // which stays a 2-D transpose in registers.
+    {
+      RewritePatternSet permutations(&getContext());
+      vector::populateVectorTransferPermutationMapLoweringPatterns(
+          permutations);
+      vector::populateCastAwayVectorLeadingOneDimPatterns(permutations);
+      if (failed(applyPatternsGreedily(func, std::move(permutations))))
+        return signalPassFailure();
+    }
     RewritePatternSet unroll(&getContext());
     vector::populateVectorUnrollPatterns(
         unroll,
         vector::UnrollVectorOptions()
             .setFilterConstraint([](Operation *op) {
-              // A vector.mask region holds exactly one op.
-              return success(!isa<vector::MaskOp>(op->getParentOp()));
+              // A vector.mask region holds exactly one op; a transpose is
+              // lowered whole, by shuffles.
+              return success(!isa<vector::MaskOp>(op->getParentOp()) &&
+                             !isa<vector::TransposeOp>(op));
             })
             .setNativeShapeFn(
                 [](Operation *op) -> std::optional<SmallVector<int64_t>> {
@@ -285,6 +335,8 @@ struct TileAndVectorizePass
                                        linalg::LinalgOp op) {
     if (std::optional<ContractionLoops> c = matchContraction(op))
       return scheduleContraction(rewriter, op, *c);
+    if (std::optional<std::pair<unsigned, unsigned>> t = matchTranspose(op))
+      return scheduleTranspose(rewriter, op, t->first, t->second);
     unsigned rank = op.getNumLoops();
     int64_t staticSize = 1;
     bool dynamic = false;
@@ -396,6 +448,33 @@ struct TileAndVectorizePass
     }
     peelCandidates.append(enclosing.rbegin(), enclosing.rend());
     return tiled;
+  }
+
+  /// A transpose in square tiles: threads over blocks of rows of the
+  /// input's innermost dimension, then 16 x 16 tiles read as rows,
+  /// transposed in registers and written as rows.
+  FailureOr<linalg::LinalgOp> scheduleTranspose(RewriterBase &rewriter,
+                                                linalg::LinalgOp op,
+                                                unsigned outInner,
+                                                unsigned inInner) {
+    unsigned rank = op.getNumLoops();
+    linalg::LinalgOp current = op;
+    if (!isInsideForall(op)) {
+      SmallVector<int64_t> threadTiles(rank, 1);
+      threadTiles[outInner] = 0;
+      threadTiles[inInner] = kTransposeTile;
+      FailureOr<linalg::LinalgOp> tiled =
+          tile(rewriter, current, threadTiles,
+               scf::SCFTilingOptions::LoopType::ForallOp);
+      if (failed(tiled))
+        return failure();
+      current = *tiled;
+    }
+    SmallVector<int64_t> tiles(rank, 1);
+    tiles[outInner] = kTransposeTile;
+    tiles[inInner] = kTransposeTile;
+    return tile(rewriter, current, tiles,
+                scf::SCFTilingOptions::LoopType::ForOp);
   }
 
   SmallVector<scf::ForOp> peelCandidates;

@@ -62,3 +62,24 @@ def test_rational_epilogue_of_matmul(rows):
     (y,) = moka.run(EPILOGUE, "epi", x, w, a, b)
     ref = rational(x.astype(np.float64) @ w.astype(np.float64), a, b)
     assert relative_error(y, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("shape,perm", [((3, 70, 45), (0, 2, 1)),
+                                        ((64, 48), (1, 0)),
+                                        ((5, 16, 33), (2, 1, 0))])
+def test_transpose_kernel(shape, perm):
+    """Transposes (the weight packing of layers and experts) copy every
+    element exactly, partial 16 x 16 tiles included."""
+    out_shape = tuple(shape[p] for p in perm)
+    ts = "x".join(map(str, shape))
+    to = "x".join(map(str, out_shape))
+    text = f"""
+func.func @t(%w: tensor<{ts}xf32>) -> tensor<{to}xf32> {{
+  %e = tensor.empty() : tensor<{to}xf32>
+  %t = linalg.transpose ins(%w : tensor<{ts}xf32>) outs(%e : tensor<{to}xf32>) permutation = {list(perm)}
+  return %t : tensor<{to}xf32>
+}}
+"""
+    w = np.random.default_rng().standard_normal(shape).astype(np.float32)
+    (t,) = moka.run(text, "t", w)
+    assert np.array_equal(t, w.transpose(perm))

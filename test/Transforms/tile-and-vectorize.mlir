@@ -5,9 +5,9 @@
 // CHECK-LABEL: func.func @large_static
 // CHECK:         scf.forall (%{{.*}}) in (64)
 // CHECK:           scf.for %{{.*}} = %c0 to %c256 step %c16
-// CHECK:             vector.transfer_read {{.*}} : tensor<1x16xf32>, vector<1x16xf32>
+// CHECK:             vector.transfer_read {{.*}} : tensor<1x16xf32>, vector<16xf32>
 // CHECK-NOT:         vector.mask
-// CHECK:             math.absf {{.*}} : vector<1x16xf32>
+// CHECK:             math.absf {{.*}} : vector<16xf32>
 // CHECK:             vector.transfer_write
 // CHECK-NOT:     linalg.generic
 func.func @large_static(%x: tensor<64x256xf32>) -> tensor<64x256xf32> {
@@ -27,7 +27,7 @@ func.func @large_static(%x: tensor<64x256xf32>) -> tensor<64x256xf32> {
 // CHECK-LABEL: func.func @small_static
 // CHECK-NOT:     scf.forall
 // CHECK:         scf.for
-// CHECK:           vector.transfer_read {{.*}} : tensor<1x6xf32>, vector<1x6xf32>
+// CHECK:           vector.transfer_read {{.*}} : tensor<1x6xf32>, vector<6xf32>
 func.func @small_static(%x: tensor<8x6xf32>) -> tensor<8x6xf32> {
   %e = tensor.empty() : tensor<8x6xf32>
   %y = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]} ins(%x : tensor<8x6xf32>) outs(%e : tensor<8x6xf32>) {
@@ -66,7 +66,7 @@ func.func @dynamic(%x: tensor<?x?xf32>) -> tensor<?x?xf32> {
 // CHECK-LABEL: func.func @reduction
 // CHECK:         scf.forall
 // CHECK:           scf.for
-// CHECK:             vector.transfer_read {{.*}} vector<1x16xf32>
+// CHECK:             vector.transfer_read {{.*}} vector<16xf32>
 // CHECK:             vector.multi_reduction <add>, {{.*}} [1] : vector<1x16xf32> to vector<1xf32>
 // CHECK-NOT:     linalg.generic
 func.func @reduction(%x: tensor<64x256xf32>, %init: tensor<64xf32>) -> tensor<64xf32> {

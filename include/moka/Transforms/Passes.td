@@ -36,8 +36,16 @@ def TileAndVectorizePass : Pass<"moka-tile-and-vectorize", "mlir::func::FuncOp">
     so that the row operand becomes scalar broadcasts and the accumulators
     can be hoisted into registers (by `loop-invariant-subset-hoisting`).
 
+    Transposes (all-parallel copies whose output's innermost loop is not the
+    input's): 16 x 16 tiles over the two innermost loops, read as rows and
+    transposed in registers.
+
     Other reductions: parallel loops over threads, every loop tiled by one
     except the innermost, vectorized (`vector.multi_reduction`).
+
+    After vectorization, leading unit dimensions are folded away, transposing
+    reads become row reads and a `vector.transpose`, and n-D vectors are
+    unrolled into rows of their innermost dimension.
 
     Operations inside an `scf.forall` are not distributed again; operations
     whose iteration space is statically smaller than `min-parallel-size`
