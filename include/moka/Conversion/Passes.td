@@ -60,10 +60,12 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     expert in two sequential passes and a prefix sum (capacity dropping in
     token order in the first pass); expert indices are checked at run time.
 
-    `moe.experts`: the weight stacks transposed once (output channels
-    innermost), then one `scf.forall` over experts; each gathers its
+    `moe.experts`: one `scf.forall` over experts; each gathers its
     segment's token rows as it reads them (a generic with `tensor.extract`)
-    and runs its MLP as contractions on the segment.
+    and runs its MLP on the segment. With at most 8 rows per expert on
+    average (checked at run time) and 16 dividing d and f, the weight stacks
+    are read in place as 16-lane partial dot products; otherwise they are
+    transposed once and the products are outer-product contractions.
 
     `moe.combine`: one generic over (token, channel) reducing over the
     slots, reading each slot's expert output row with `tensor.extract`.

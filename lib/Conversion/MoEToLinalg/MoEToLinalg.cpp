@@ -627,14 +627,91 @@ Value zeroF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
 
 /// One scf.forall over experts; each gathers its rows of x as it reads them
 /// and runs its MLP on its segment.
+/// Lanes of the split reduction in the dot form.
+constexpr int64_t kDotLanes = 16;
+
+/// acc[i, o] = sum_c lhs[i, c] * w[o, c] with `w` expert `e` of a stack
+/// `[E, o, c]` read in place (rows contiguous along c): 16-lane partial sums
+/// `[o, i, 16]` over blocks of c, then one reduction over the lanes. The
+/// loops run (o, i, c): each weight row is read once and reused by every
+/// row of the segment. `c` must be a multiple of 16.
+Value dotExpertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack,
+                      Value e) {
+  MLIRContext *ctx = b.getContext();
+  auto stackType = cast<RankedTensorType>(wStack.getType());
+  int64_t o = stackType.getDimSize(1), c = stackType.getDimSize(2);
+  Type elt = stackType.getElementType();
+  Value w = tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({o, c}, elt), wStack,
+      ArrayRef<OpFoldResult>{e, b.getIndexAttr(0), b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(o),
+                             b.getIndexAttr(c)},
+      SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
+  int64_t blocks = c / kDotLanes;
+  Value w3 = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({o, blocks, kDotLanes}, elt), w,
+      SmallVector<ReassociationIndices>{{0}, {1, 2}});
+  auto lhsType = cast<RankedTensorType>(lhs.getType());
+  OpFoldResult n = tensor::getMixedSize(b, loc, lhs, 0);
+  Value lhs3 = tensor::ExpandShapeOp::create(
+      b, loc,
+      RankedTensorType::get({lhsType.getDimSize(0), blocks, kDotLanes},
+                            lhsType.getElementType()),
+      lhs, SmallVector<ReassociationIndices>{{0}, {1, 2}},
+      ArrayRef<OpFoldResult>{n, b.getIndexAttr(blocks),
+                             b.getIndexAttr(kDotLanes)});
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto fm = arith::FastMathFlags::contract;
+  // Loops (o, i, block, lane).
+  Value partialInit =
+      zeroF32(b, loc, {b.getIndexAttr(o), n, b.getIndexAttr(kDotLanes)});
+  Value partial =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{partialInit.getType()}, ValueRange{lhs3, w3},
+          ValueRange{partialInit},
+          ArrayRef<AffineMap>{AffineMap::get(4, 0, {d(1), d(2), d(3)}, ctx),
+                              AffineMap::get(4, 0, {d(0), d(2), d(3)}, ctx),
+                              AffineMap::get(4, 0, {d(0), d(1), d(3)}, ctx)},
+          {utils::IteratorType::parallel, utils::IteratorType::parallel,
+           utils::IteratorType::reduction, utils::IteratorType::parallel},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value p = arith::MulFOp::create(nb, nl, toF32(nb, nl, args[0]),
+                                            toF32(nb, nl, args[1]), fm);
+            linalg::YieldOp::create(
+                nb, nl,
+                arith::AddFOp::create(nb, nl, args[2], p, fm).getResult());
+          })
+          .getResult(0);
+  // Loops (i, o, lane).
+  Value outInit = zeroF32(b, loc, {n, b.getIndexAttr(o)});
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{outInit.getType()}, ValueRange{partial},
+             ValueRange{outInit},
+             ArrayRef<AffineMap>{AffineMap::get(3, 0, {d(1), d(0), d(2)}, ctx),
+                                 AffineMap::get(3, 0, {d(0), d(1)}, ctx)},
+             {utils::IteratorType::parallel, utils::IteratorType::parallel,
+              utils::IteratorType::reduction},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args[1], args[0]).getResult());
+             })
+      .getResult(0);
+}
+
+/// One scf.forall over experts; each gathers its rows of x as it reads them
+/// and runs its MLP on its segment. Small batches (a few rows per expert)
+/// read the weight stacks in place in the dot form, so each selected
+/// expert's weights are read once; larger ones transpose the stacks once
+/// and use the outer-product register tiles.
 struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
   using OpConversionPattern::OpConversionPattern;
 
-  LogicalResult
-  matchAndRewrite(moe::ExpertsOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    OpBuilder &b = rewriter;
+  /// Rows per expert, on average, up to which the dot form is used.
+  static constexpr int64_t kDotRowsPerExpert = 8;
+
+  Value buildExperts(OpBuilder &b, Location loc, moe::ExpertsOp op,
+                     OpAdaptor adaptor, bool dotForm) const {
     MLIRContext *ctx = b.getContext();
     Value x = adaptor.getInput(), rows = adaptor.getRows(),
           offsets = adaptor.getOffsets();
@@ -645,60 +722,98 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
     OpFoldResult f = tensor::getMixedSize(b, loc, adaptor.getW1(), 1);
     OpFoldResult n = tensor::getMixedSize(b, loc, rows, 0);
 
-    Value w1t = transposeStack(b, loc, adaptor.getW1());
-    Value w3t = swiglu ? transposeStack(b, loc, adaptor.getW3()) : Value();
-    Value w2t = transposeStack(b, loc, adaptor.getW2());
+    Value w1 = adaptor.getW1(), w3 = adaptor.getW3(), w2 = adaptor.getW2();
+    if (!dotForm) {
+      w1 = transposeStack(b, loc, w1);
+      w3 = swiglu ? transposeStack(b, loc, w3) : Value();
+      w2 = transposeStack(b, loc, w2);
+    }
     Value out = zeroF32(b, loc, {n, d});
 
     auto forall = scf::ForallOp::create(
         b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(numExperts)},
         ValueRange{out}, std::nullopt);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(forall.getBody());
-      Value e = forall.getInductionVar(0);
-      Value lo = extractIndex(b, loc, offsets, {e});
-      Value hi = extractIndex(
-          b, loc, offsets,
-          {arith::AddIOp::create(b, loc, e, indexConst(b, loc, 1))});
-      Value count = arith::SubIOp::create(b, loc, hi, lo);
-      Value segRows = tensor::ExtractSliceOp::create(
-          b, loc, rows, ArrayRef<OpFoldResult>{lo},
-          ArrayRef<OpFoldResult>{count},
-          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
-      auto d2 = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-      // The segment's tokens, gathered as they are read.
-      Value xs = tensor::EmptyOp::create(
-          b, loc, ArrayRef<OpFoldResult>{count, d}, b.getF32Type());
-      xs = linalg::GenericOp::create(
-               b, loc, TypeRange{xs.getType()}, ValueRange{segRows},
-               ValueRange{xs},
-               ArrayRef<AffineMap>{AffineMap::get(2, 0, {d2(0)}, ctx),
-                                   AffineMap::get(2, 0, {d2(0), d2(1)}, ctx)},
-               {utils::IteratorType::parallel, utils::IteratorType::parallel},
-               [&](OpBuilder &nb, Location nl, ValueRange args) {
-                 Value token = arith::IndexCastOp::create(
-                     nb, nl, nb.getIndexType(), args[0]);
-                 Value col = linalg::IndexOp::create(nb, nl, 1);
-                 Value v = tensor::ExtractOp::create(nb, nl, x,
-                                                     ValueRange{token, col});
-                 linalg::YieldOp::create(nb, nl, toF32(nb, nl, v));
-               })
-               .getResult(0);
-      Value g = expertMatmul(b, loc, xs, w1t, e, zeroF32(b, loc, {count, f}));
-      Value u =
-          swiglu ? expertMatmul(b, loc, xs, w3t, e, zeroF32(b, loc, {count, f}))
-                 : Value();
-      Value h = activate(b, loc, {count, f}, g, u);
-      Value y = expertMatmul(b, loc, h, w2t, e, zeroF32(b, loc, {count, d}));
-      b.setInsertionPointToStart(forall.getTerminator().getBody());
-      tensor::ParallelInsertSliceOp::create(
-          b, loc, y, forall.getRegionIterArgs()[0],
-          ArrayRef<OpFoldResult>{lo, b.getIndexAttr(0)},
-          ArrayRef<OpFoldResult>{count, d},
-          ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(forall.getBody());
+    Value e = forall.getInductionVar(0);
+    Value lo = extractIndex(b, loc, offsets, {e});
+    Value hi =
+        extractIndex(b, loc, offsets,
+                     {arith::AddIOp::create(b, loc, e, indexConst(b, loc, 1))});
+    Value count = arith::SubIOp::create(b, loc, hi, lo);
+    Value segRows = tensor::ExtractSliceOp::create(
+        b, loc, rows, ArrayRef<OpFoldResult>{lo}, ArrayRef<OpFoldResult>{count},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    auto d2 = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    // The segment's tokens, gathered as they are read.
+    Value xs = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{count, d},
+                                       b.getF32Type());
+    xs = linalg::GenericOp::create(
+             b, loc, TypeRange{xs.getType()}, ValueRange{segRows},
+             ValueRange{xs},
+             ArrayRef<AffineMap>{AffineMap::get(2, 0, {d2(0)}, ctx),
+                                 AffineMap::get(2, 0, {d2(0), d2(1)}, ctx)},
+             {utils::IteratorType::parallel, utils::IteratorType::parallel},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value token = arith::IndexCastOp::create(
+                   nb, nl, nb.getIndexType(), args[0]);
+               Value col = linalg::IndexOp::create(nb, nl, 1);
+               Value v =
+                   tensor::ExtractOp::create(nb, nl, x, ValueRange{token, col});
+               linalg::YieldOp::create(nb, nl, toF32(nb, nl, v));
+             })
+             .getResult(0);
+    auto product = [&](Value lhs, Value stack, OpFoldResult cols) {
+      if (dotForm)
+        return dotExpertMatmul(b, loc, lhs, stack, e);
+      return expertMatmul(b, loc, lhs, stack, e,
+                          zeroF32(b, loc, {count, cols}));
+    };
+    Value g = product(xs, w1, f);
+    Value u = swiglu ? product(xs, w3, f) : Value();
+    Value h = activate(b, loc, {count, f}, g, u);
+    Value y = product(h, w2, d);
+    b.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, y, forall.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{lo, b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{count, d},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    return forall.getResult(0);
+  }
+
+  LogicalResult
+  matchAndRewrite(moe::ExpertsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
+    int64_t numExperts = w1Type.getDimSize(0);
+    int64_t dStatic = w1Type.getDimSize(2), fStatic = w1Type.getDimSize(1);
+    bool dotPossible = !ShapedType::isDynamic(dStatic) &&
+                       !ShapedType::isDynamic(fStatic) &&
+                       dStatic % kDotLanes == 0 && fStatic % kDotLanes == 0;
+    Value result;
+    if (!dotPossible) {
+      result = buildExperts(b, loc, op, adaptor, /*dotForm=*/false);
+    } else {
+      // The form is chosen at run time from the number of rows.
+      Value n = tensor::DimOp::create(b, loc, adaptor.getRows(), 0);
+      Value small = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::ule, n,
+          indexConst(b, loc, kDotRowsPerExpert * numExperts));
+      auto ifOp = scf::IfOp::create(
+          b, loc, small,
+          [&](OpBuilder &tb, Location tl) {
+            scf::YieldOp::create(
+                tb, tl, buildExperts(tb, tl, op, adaptor, /*dotForm=*/true));
+          },
+          [&](OpBuilder &eb, Location el) {
+            scf::YieldOp::create(
+                eb, el, buildExperts(eb, el, op, adaptor, /*dotForm=*/false));
+          });
+      result = ifOp.getResult(0);
     }
-    Value result = forall.getResult(0);
     if (result.getType() != op.getType())
       result = tensor::CastOp::create(b, loc, op.getType(), result);
     rewriter.replaceOp(op, result);

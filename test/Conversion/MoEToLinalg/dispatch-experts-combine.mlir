@@ -19,21 +19,32 @@ func.func @dispatch(%i: tensor<?x2xi32>) -> (tensor<?xi32>, tensor<9xi32>, tenso
   return %rows, %offsets, %slots : tensor<?xi32>, tensor<9xi32>, tensor<?x2xi32>
 }
 
-// Experts: weight stacks transposed once, then one scf.forall over the 8
-// experts: the segment's rows of x gathered as they are read, gate and up
-// products, SiLU times up, down product, written into the segment's rows.
+// Experts: the form is chosen at run time from the number of rows. Few
+// rows per expert (here <= 8 * 8): the weight stacks read in place, each
+// product as 16-lane partial sums over (output, row, block) then a
+// reduction over the lanes. Otherwise: the stacks transposed once and
+// outer-product contractions. In both, one scf.forall over the 8 experts
+// gathers each segment's rows of x as it reads them.
 // CHECK-LABEL: func.func @experts
-// CHECK:         linalg.transpose ins(%arg3 : tensor<8x96x64xf32>) {{.*}} permutation = [0, 2, 1]
-// CHECK:         linalg.transpose ins(%arg5 : tensor<8x96x64xf32>)
-// CHECK:         linalg.transpose ins(%arg4 : tensor<8x64x96xf32>)
-// CHECK:         scf.forall (%[[E:.*]]) in (8)
-// CHECK:           linalg.generic {{.*}} ins(%{{.*}} : tensor<?xi32>)
+// CHECK:         %[[N:.*]] = tensor.dim %arg1
+// CHECK:         %[[SMALL:.*]] = arith.cmpi ule, %[[N]], %c64
+// CHECK:         scf.if %[[SMALL]]
+// CHECK-NOT:       linalg.transpose
+// CHECK:           scf.forall (%{{.*}}) in (8)
 // CHECK:             tensor.extract %arg0
-// CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
-// CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:             tensor.expand_shape {{.*}} output_shape [96, 4, 16]
+// CHECK:             linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+// CHECK:             linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK:             math.exp
-// CHECK:           linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
-// CHECK:           tensor.parallel_insert_slice
+// CHECK:             tensor.parallel_insert_slice
+// CHECK:         } else {
+// CHECK:           linalg.transpose ins(%arg3 : tensor<8x96x64xf32>) {{.*}} permutation = [0, 2, 1]
+// CHECK:           linalg.transpose ins(%arg5 : tensor<8x96x64xf32>)
+// CHECK:           linalg.transpose ins(%arg4 : tensor<8x64x96xf32>)
+// CHECK:           scf.forall (%{{.*}}) in (8)
+// CHECK:             tensor.extract %arg0
+// CHECK:             linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:             tensor.parallel_insert_slice
 func.func @experts(%x: tensor<?x64xf32>, %rows: tensor<?xi32>, %offsets: tensor<9xi32>, %w1: tensor<8x96x64xf32>, %w2: tensor<8x64x96xf32>, %w3: tensor<8x96x64xf32>) -> tensor<?x64xf32> {
   %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<8x96x64xf32>) : tensor<?x64xf32>, tensor<?xi32>, tensor<9xi32>, tensor<8x96x64xf32>, tensor<8x64x96xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
