@@ -625,8 +625,6 @@ Value zeroF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
       .getResult(0);
 }
 
-/// One scf.forall over experts; each gathers its rows of x as it reads them
-/// and runs its MLP on its segment.
 /// Lanes of the split reduction in the dot form.
 constexpr int64_t kDotLanes = 16;
 
