@@ -50,8 +50,9 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
   fusion.rowTile = options.rowTile;
   pm.addNestedPass<func::FuncOp>(
       kan::createKANFuseIntoContractionsPass(fusion));
-  pm.addPass(createConvertKANToLinalgPass());
+  // MoE first: a GR-KAN expert lowers to kan.rational ops.
   pm.addPass(createConvertMoEToLinalgPass());
+  pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   TileAndVectorizePassOptions tiling;

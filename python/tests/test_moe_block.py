@@ -311,3 +311,42 @@ def test_deepseek_v3_layer_op():
                       w3, bias, s1, s2, s3)
     ref, _ = deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3, k, 4, 2)
     assert relative_error(out, ref) <= 1e-5
+
+
+KAN_MOE = """
+func.func @block(%x: tensor<?x32xf32>, %logits: tensor<?x4xf32>, %w1: tensor<4x48x32xf32>, %w2: tensor<4x32x48xf32>, %a1: tensor<4x4x6xf32>, %b1: tensor<4x4x4xf32>, %a2: tensor<4x1x6xf32>, %b2: tensor<4x8x4xf32>) -> tensor<?x32xf32> {
+  %w, %i = moe.route %logits {k = 2 : i64, normalize = true} : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %rows, %offsets, %slots = moe.dispatch %i {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<?x2xi32>
+  %y = moe.experts kan %x, %rows, %offsets, %w1, %w2 rationals(%a1, %b1, %a2, %b2 : tensor<4x4x6xf32>, tensor<4x4x4xf32>, tensor<4x1x6xf32>, tensor<4x8x4xf32>) : tensor<?x32xf32>, tensor<?xi32>, tensor<5xi32>, tensor<4x48x32xf32>, tensor<4x32x48xf32> -> tensor<?x32xf32>
+  %out = moe.combine %y, %slots, %w : tensor<?x32xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x32xf32>
+  return %out : tensor<?x32xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("tokens", [3, 70])
+def test_gr_kan_experts(tokens):
+    """MoE and KAN compose: each expert is KAT's block
+    rational2(rational1(x) w1^T) w2^T with its own coefficients (grouped and
+    shared numerators), checked against float64."""
+    from moka.reference import moe_route, rational
+    rng = np.random.default_rng()
+    x = rng.standard_normal((tokens, 32)).astype(np.float32)
+    logits = rng.standard_normal((tokens, 4)).astype(np.float32)
+    w1 = (rng.standard_normal((4, 48, 32)) / 6).astype(np.float32)
+    w2 = (rng.standard_normal((4, 32, 48)) / 7).astype(np.float32)
+    a1 = (rng.standard_normal((4, 4, 6)) * 0.5).astype(np.float32)
+    b1 = (rng.standard_normal((4, 4, 4)) * 0.5).astype(np.float32)
+    a2 = (rng.standard_normal((4, 1, 6)) * 0.5).astype(np.float32)
+    b2 = (rng.standard_normal((4, 8, 4)) * 0.5).astype(np.float32)
+    (out,) = moka.run(KAN_MOE, "block", x, logits, w1, w2, a1, b1, a2, b2)
+    weights, experts = moe_route(logits, 2, normalize=True)
+    ref = np.zeros((tokens, 32))
+    for t in range(tokens):
+        for s in range(2):
+            e = experts[t, s]
+            h = rational(x[t:t + 1], a1[e], b1[e]) @ w1[e].astype(
+                np.float64).T
+            ref[t] += weights[t, s] * (rational(h, a2[e], b2[e]) @ w2[e].astype(
+                np.float64).T)[0]
+    assert relative_error(out, ref) <= 1e-5

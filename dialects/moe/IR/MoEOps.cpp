@@ -9,6 +9,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <array>
 #include <cmath>
 
 using namespace mlir;
@@ -238,6 +239,50 @@ LogicalResult ExpertsOp::verify() {
                                 getW3())))
     return failure();
   int64_t e = getW1().getType().getDimSize(0);
+  bool kan = getKind() == ExpertKind::kan;
+  Value coeffs[] = {getA1(), getB1(), getA2(), getB2()};
+  bool any = llvm::any_of(coeffs, [](Value v) { return bool(v); });
+  if (kan && !any)
+    return emitOpError("kan experts need rationals(a1, b1, a2, b2)");
+  if (!kan && any)
+    return emitOpError("only kan experts take rationals");
+  if (kan) {
+    int64_t f = getW1().getType().getDimSize(1);
+    for (auto [idx, pair] :
+         llvm::enumerate(std::array<std::pair<Value, Value>, 2>{
+             {{getA1(), getB1()}, {getA2(), getB2()}}})) {
+      auto a = cast<RankedTensorType>(pair.first.getType());
+      auto bt = cast<RankedTensorType>(pair.second.getType());
+      int64_t channels = idx == 0 ? d : f;
+      StringRef which = idx == 0 ? "first" : "second";
+      if (a.getRank() != 3 || bt.getRank() != 3 || !a.hasStaticShape() ||
+          !bt.hasStaticShape())
+        return emitOpError("the ")
+               << which << " rational's coefficients must be static stacks "
+               << "[E, G, .], got " << a << " and " << bt;
+      if (a.getDimSize(0) != e || bt.getDimSize(0) != e)
+        return emitOpError("the ")
+               << which << " rational's coefficients must stack E = " << e
+               << " experts, got " << a << " and " << bt;
+      int64_t groups = bt.getDimSize(1);
+      if (groups < 1 || (a.getDimSize(1) != 1 && a.getDimSize(1) != groups))
+        return emitOpError("the ")
+               << which << " rational's numerator must have 1 or G = " << groups
+               << " rows per expert, got " << a;
+      if (a.getDimSize(2) < 1 || a.getDimSize(2) > 17 || bt.getDimSize(2) > 16)
+        return emitOpError("the ")
+               << which << " rational's degrees must be in [0, 16], got " << a
+               << " and " << bt;
+      if (!ShapedType::isDynamic(channels) && channels % groups != 0)
+        return emitOpError("the ")
+               << which << " rational's " << groups
+               << " groups do not divide its " << channels << " channels";
+      Type ce = a.getElementType();
+      if (ce != bt.getElementType() || (!ce.isF32() && ce != elt))
+        return emitOpError("rational coefficients must be f32 or the "
+                           "input's element type, the same for a and b");
+    }
+  }
   RankedTensorType rows = getRows().getType();
   if (rows.getRank() != 1)
     return emitOpError("rows must be [N], got ") << rows;
@@ -294,6 +339,8 @@ LogicalResult CombineOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult SharedExpertsOp::verify() {
+  if (getKind() == ExpertKind::kan)
+    return emitOpError("shared experts are swiglu or gelu");
   RankedTensorType x = getInput().getType();
   if (x.getRank() != 2)
     return emitOpError("input must be [T, d], got ") << x;
@@ -315,6 +362,9 @@ LogicalResult SharedExpertsOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult LayerOp::verify() {
+  if (getKind() == ExpertKind::kan)
+    return emitOpError("kan experts are written with moe.experts; moe.layer "
+                       "takes swiglu or gelu experts");
   RankedTensorType x = getInput().getType();
   if (x.getRank() != 2)
     return emitOpError("input must be [T, d], got ") << x;

@@ -98,7 +98,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     auto rowsType = RankedTensorType::get({assignments, d}, f32);
     Value y = ExpertsOp::create(rewriter, loc, rowsType, x, dispatch.getRows(),
                                 dispatch.getOffsets(), op.getW1(), op.getW2(),
-                                op.getW3(), op.getKindAttr());
+                                op.getW3(), Value(), Value(), Value(), Value(),
+                                op.getKindAttr());
     auto outType = RankedTensorType::get({tokens, d}, f32);
     Value shared;
     if (op.getSharedW1())

@@ -8,6 +8,7 @@
 #define MOKA_CONVERSION_PASSES_H
 
 #include "moka/Conversion/KANToLinalg/KANToLinalg.h"
+#include "moka/Dialect/KAN/IR/KANDialect.h"
 
 #include "mlir/Pass/Pass.h"
 

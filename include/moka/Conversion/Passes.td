@@ -62,7 +62,9 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
 
     `moe.experts`: one `scf.forall` over experts; each gathers its
     segment's token rows as it reads them (a generic with `tensor.extract`)
-    and runs its MLP on the segment. With at most 8 rows per expert on
+    and runs its MLP on the segment (a GR-KAN expert's activations as
+    `kan.rational` ops, lowered afterwards by `convert-kan-to-linalg`).
+    With at most 8 rows per expert on
     average (checked at run time) and 16 dividing d and f, the weight stacks
     are read in place as 16-lane partial dot products; otherwise they are
     transposed once and the products are outer-product contractions.
@@ -71,6 +73,7 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     slots, reading each slot's expert output row with `tensor.extract`.
   }];
   let dependentDialects = [
+    "moka::kan::KANDialect",
     "mlir::arith::ArithDialect",
     "mlir::cf::ControlFlowDialect",
     "mlir::linalg::LinalgDialect",

@@ -6,6 +6,8 @@
 
 #include "moka/Conversion/MoEToLinalg/MoEToLinalg.h"
 #include "moka/Conversion/Passes.h"
+#include "moka/Dialect/KAN/IR/KANDialect.h"
+#include "moka/Dialect/KAN/IR/KANOps.h"
 #include "moka/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -767,10 +769,49 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
       return expertMatmul(b, loc, lhs, stack, e,
                           zeroF32(b, loc, {count, cols}));
     };
-    Value g = product(xs, w1, f);
-    Value u = swiglu ? product(xs, w3, f) : Value();
-    Value h = activate(b, loc, {count, f}, g, u);
-    Value y = product(h, w2, d);
+    Value y;
+    if (op.getKind() == moe::ExpertKind::kan) {
+      // KAT's block per expert: rational, product, rational, product.
+      auto rational = [&](Value v, Value a, Value bb) -> Value {
+        auto slice = [&](Value stack) -> Value {
+          auto type = cast<RankedTensorType>(stack.getType());
+          Value sl = tensor::ExtractSliceOp::create(
+              b, loc,
+              RankedTensorType::get({type.getDimSize(1), type.getDimSize(2)},
+                                    type.getElementType()),
+              stack,
+              ArrayRef<OpFoldResult>{e, b.getIndexAttr(0), b.getIndexAttr(0)},
+              ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                                     b.getIndexAttr(type.getDimSize(1)),
+                                     b.getIndexAttr(type.getDimSize(2))},
+              SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
+          if (type.getElementType().isF32())
+            return sl;
+          AffineMap id = b.getMultiDimIdentityMap(2);
+          return mapF32(b, loc,
+                        {b.getIndexAttr(type.getDimSize(1)),
+                         b.getIndexAttr(type.getDimSize(2))},
+                        ValueRange{sl}, {id},
+                        [](OpBuilder &nb, Location nl, ValueRange args) {
+                          return toF32(nb, nl, args[0]);
+                        });
+        };
+        Value num = slice(a), den = slice(bb);
+        auto numType = cast<RankedTensorType>(num.getType());
+        auto denType = cast<RankedTensorType>(den.getType());
+        return kan::RationalOp::create(
+            b, loc, v.getType(), v, num, den,
+            b.getI64IntegerAttr(numType.getDimSize(1) - 1),
+            b.getI64IntegerAttr(denType.getDimSize(1)));
+      };
+      Value h = product(rational(xs, adaptor.getA1(), adaptor.getB1()), w1, f);
+      y = product(rational(h, adaptor.getA2(), adaptor.getB2()), w2, d);
+    } else {
+      Value g = product(xs, w1, f);
+      Value u = swiglu ? product(xs, w3, f) : Value();
+      Value h = activate(b, loc, {count, f}, g, u);
+      y = product(h, w2, d);
+    }
     b.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
         b, loc, y, forall.getRegionIterArgs()[0],
@@ -929,9 +970,12 @@ struct ConvertMoEToLinalgPass
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
     target.addIllegalDialect<moe::MoEDialect>();
+    // kan ops are legal here: GR-KAN experts become kan.rational ops that
+    // convert-kan-to-linalg lowers next.
     target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
-                           linalg::LinalgDialect, math::MathDialect,
-                           scf::SCFDialect, tensor::TensorDialect>();
+                           kan::KANDialect, linalg::LinalgDialect,
+                           math::MathDialect, scf::SCFDialect,
+                           tensor::TensorDialect>();
     RewritePatternSet patterns(ctx);
     populateMoEToLinalgConversionPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,

@@ -31,3 +31,10 @@ func.func @layers(%x: tensor<?x16xbf16>, %g: tensor<4x16xbf16>, %w1: tensor<4x8x
   %y = moe.layer gelu %x, %g, %w1, %w2 shared(%s1, %s2 : tensor<8x16xbf16>, tensor<16x8xbf16>) shared_gate(%sg : tensor<1x16xbf16>) {k = 2 : i64, capacity_factor = 1.0 : f64} : tensor<?x16xbf16>, tensor<4x16xbf16>, tensor<4x8x16xbf16>, tensor<4x16x8xbf16> -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// CHECK-LABEL: func @kan_experts
+func.func @kan_experts(%x: tensor<?x32xf32>, %rows: tensor<?xi32>, %offsets: tensor<5xi32>, %w1: tensor<4x48x32xf32>, %w2: tensor<4x32x48xf32>, %a1: tensor<4x4x6xf32>, %b1: tensor<4x4x4xf32>, %a2: tensor<4x1x6xf32>, %b2: tensor<4x8x4xf32>) -> tensor<?x32xf32> {
+  // CHECK: moe.experts kan %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} rationals(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<4x4x6xf32>, tensor<4x4x4xf32>, tensor<4x1x6xf32>, tensor<4x8x4xf32>)
+  %y = moe.experts kan %x, %rows, %offsets, %w1, %w2 rationals(%a1, %b1, %a2, %b2 : tensor<4x4x6xf32>, tensor<4x4x4xf32>, tensor<4x1x6xf32>, tensor<4x8x4xf32>) : tensor<?x32xf32>, tensor<?xi32>, tensor<5xi32>, tensor<4x48x32xf32>, tensor<4x32x48xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}

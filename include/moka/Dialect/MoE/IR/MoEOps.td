@@ -30,7 +30,7 @@ def MoE_Dialect : Dialect {
 
     Operations so far: `moe.route` (the router), `moe.dispatch` (the
     assignments grouped by expert, with capacity dropping), `moe.experts`
-    (SwiGLU or GELU experts over the ragged segments) and `moe.combine` (the
+    (SwiGLU, GELU or GR-KAN experts over the ragged segments) and `moe.combine` (the
     weighted sum, plus a shared experts' output), `moe.shared_experts`, and
     the composite `moe.layer`, which `moe-decompose-layers` expands into
     them.
@@ -161,13 +161,14 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
 
 def MoE_ExpertKind : I32EnumAttr<"ExpertKind", "expert function", [
     I32EnumAttrCase<"swiglu", 0>,
-    I32EnumAttrCase<"gelu", 1>]> {
+    I32EnumAttrCase<"gelu", 1>,
+    I32EnumAttrCase<"kan", 2>]> {
   let cppNamespace = "::moka::moe";
   let genSpecializedAttr = 0;
 }
 def MoE_ExpertKindAttr : EnumAttr<MoE_Dialect, MoE_ExpertKind, "expert">;
 
-def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
+def MoE_ExpertsOp : MoE_Op<"experts", [Pure, AttrSizedOperandSegments]> {
   let summary = "Grouped experts over the ragged segments of a dispatch";
   let description = [{
     Runs every expert on its segment of permuted rows: permuted row `r`
@@ -182,7 +183,14 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
       `w3[E, f, d]` (up), `w2[E, d, f]` (down):
       `y = (silu(x w1^T) * (x w3^T)) w2^T`;
     - `gelu`: `w1[E, f, d]`, `w2[E, d, f]`, no `w3`:
-      `y = gelu(x w1^T) w2^T` (exact erf GELU).
+      `y = gelu(x w1^T) w2^T` (exact erf GELU);
+    - `kan`: a GR-KAN expert, KAT's feed-forward block per expert,
+      `y = rational2(rational1(x) w1^T) w2^T`, with
+      `rationals(a1, b1, a2, b2)` the stacked coefficients of
+      `kan.rational` (`a1[E, G1, m1 + 1]`, `b1[E, G1, n1]` over the `d`
+      input channels, `a2[E, G2, m2 + 1]`, `b2[E, G2, n2]` over the `f`
+      hidden channels; f32 or the input's type). MoE and KAN compose: each
+      expert's activations are `kan.rational` ops on its segment.
 
     Arithmetic and accumulation are in f32.
 
@@ -198,11 +206,18 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
                        RankedTensorOf<[F32, F16, BF16]>:$w1,
                        RankedTensorOf<[F32, F16, BF16]>:$w2,
                        Optional<RankedTensorOf<[F32, F16, BF16]>>:$w3,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$a1,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$b1,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$a2,
+                       Optional<RankedTensorOf<[F32, F16, BF16]>>:$b2,
                        MoE_ExpertKindAttr:$kind);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = [{
     $kind $input `,` $rows `,` $offsets `,` $w1 `,` $w2
-    (`up` `(` $w3^ `:` type($w3) `)`)? attr-dict `:` type($input) `,`
+    (`up` `(` $w3^ `:` type($w3) `)`)?
+    (`rationals` `(` $a1^ `,` $b1 `,` $a2 `,` $b2 `:` type($a1) `,`
+      type($b1) `,` type($a2) `,` type($b2) `)`)?
+    attr-dict `:` type($input) `,`
     type($rows) `,` type($offsets) `,` type($w1) `,` type($w2) `->`
     type($result)
   }];
