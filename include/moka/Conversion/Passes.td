@@ -27,7 +27,8 @@ def ConvertKANToLinalgPass : Pass<"convert-kan-to-linalg"> {
     Each block computes `dx` together with `t = dy/Q` and `u = -dy P/Q^2`
     (one element-wise generic, one division per element), then accumulates
     `t x^i` and `u |x|^j` into per-block partials that keep the lanes apart.
-    Fixed-order reductions over blocks and lanes follow. The partition
+    Fixed-order reductions over blocks and lanes, accumulated in f64
+    and rounded to f32 once, follow. The partition
     depends only on the shape, so the result is bit-identical for any thread
     count; there are no atomics. With more than one dynamic leading
     dimension, `dx` is a separate element-wise pass. Dynamic sizes of `x` and

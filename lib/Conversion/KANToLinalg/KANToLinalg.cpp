@@ -607,25 +607,47 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
 
     // Fixed-order sum over partials and lanes (and over groups for a shared
     // numerator).
-    Value zero = f32Constant(rewriter, loc, 0.0);
+    // The partial sums are added in a fixed order in f64: the whole-batch
+    // sums may cancel, and thousands of f32 partials added in f32 would
+    // cost digits; the result is rounded to f32 once.
+    Type f64 = rewriter.getF64Type();
     auto sumInto = [&](Value src, ArrayRef<AffineExpr> srcExprs,
                        ArrayRef<AffineExpr> outExprs, ArrayRef<int64_t> shape,
                        unsigned numLoops,
                        ArrayRef<utils::IteratorType> iterators) -> Value {
-      Value empty = tensor::EmptyOp::create(rewriter, loc, shape, f32);
+      Value empty = tensor::EmptyOp::create(rewriter, loc, shape, f64);
+      Value zero64 =
+          arith::ConstantOp::create(rewriter, loc, rewriter.getF64FloatAttr(0));
       Value init =
-          linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+          linalg::FillOp::create(rewriter, loc, zero64, empty).getResult(0);
       auto sum = linalg::GenericOp::create(
           rewriter, loc, TypeRange{init.getType()}, ValueRange{src},
           ValueRange{init},
           ArrayRef<AffineMap>{AffineMap::get(numLoops, 0, srcExprs, ctx),
                               AffineMap::get(numLoops, 0, outExprs, ctx)},
           iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+            Value v = args[0].getType().isF64()
+                          ? args[0]
+                          : arith::ExtFOp::create(b, l, f64, args[0]);
             linalg::YieldOp::create(
-                b, l,
-                arith::AddFOp::create(b, l, args[1], args[0]).getResult());
+                b, l, arith::AddFOp::create(b, l, args[1], v).getResult());
           });
-      return sum.getResult(0);
+      // Back to f32, element-wise.
+      Value out = tensor::EmptyOp::create(rewriter, loc, shape, f32);
+      AffineMap id = rewriter.getMultiDimIdentityMap(shape.size());
+      return linalg::GenericOp::create(
+                 rewriter, loc, TypeRange{out.getType()},
+                 ValueRange{sum.getResult(0)}, ValueRange{out},
+                 ArrayRef<AffineMap>{id, id},
+                 SmallVector<utils::IteratorType>(
+                     shape.size(), utils::IteratorType::parallel),
+                 [&](OpBuilder &b, Location l, ValueRange args) {
+                   linalg::YieldOp::create(
+                       b, l,
+                       arith::TruncFOp::create(b, l, b.getF32Type(), args[0])
+                           .getResult());
+                 })
+          .getResult(0);
     };
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     using IT = utils::IteratorType;

@@ -5,7 +5,7 @@
 // together with t = dy/Q and u = -dy P/Q^2, and from those, while they are
 // in cache, per-block partial sums of the coefficient gradients that keep 16
 // channel lanes apart, one tensor per coefficient (6 + 4). Fixed-order
-// reductions over blocks and lanes follow. No atomics anywhere.
+// reductions over blocks and lanes follow, in f64. No atomics anywhere.
 // CHECK-DAG: #[[$BLOCKS:.*]] = affine_map<()[s0] -> (s0 ceildiv 8)>
 // CHECK-DAG: #[[$ROWS:.*]] = affine_map<(d0)[s0] -> (d0 * -8 + s0, 8)>
 // CHECK-LABEL: func.func @grad
@@ -36,7 +36,7 @@ func.func @grad(%x: tensor<?x3072xf32>, %dy: tensor<?x3072xf32>, %a: tensor<8x6x
 // group allow 4 lanes (the single block of rows needs no loop).
 // CHECK-LABEL: func.func @shared
 // CHECK:         output_shape [3, 2, 25, 4]
-// CHECK:         linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%{{.*}} : tensor<2x4xf32>) outs(%{{.*}} : tensor<1x4xf32>)
+// CHECK:         linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%{{.*}} : tensor<2x4xf32>) outs(%{{.*}} : tensor<1x4xf64>)
 func.func @shared(%x: tensor<3x200xf32>, %dy: tensor<3x200xf32>, %a: tensor<1x4xf32>, %b: tensor<2x2xf32>) -> (tensor<3x200xf32>, tensor<1x4xf32>, tensor<2x2xf32>) {
   %dx, %da, %db = kan.rational_grad %x, %dy, %a, %b {m = 3 : i64, n = 2 : i64} : tensor<3x200xf32>, tensor<1x4xf32>, tensor<2x2xf32>
   return %dx, %da, %db : tensor<3x200xf32>, tensor<1x4xf32>, tensor<2x2xf32>

@@ -119,9 +119,9 @@ def KAN_RationalGradOp : KAN_Op<"rational_grad", [
 
     The coefficient gradients are reductions over the whole batch. They are
     computed as partial sums over fixed blocks of rows, whose layout depends
-    only on the shape, and the partials are then added in a fixed order: no
-    atomics, and the result is bit-identical from run to run and for any
-    number of threads. Arithmetic is in `f32`.
+    only on the shape, and the partials are then added in a fixed order, in
+    f64, and rounded once: no atomics, and the result is bit-identical from
+    run to run and for any number of threads. Other arithmetic is in `f32`.
 
     Example:
 
