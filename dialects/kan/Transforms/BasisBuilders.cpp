@@ -8,7 +8,10 @@
 #include "moka/Dialect/KAN/Transforms/Transforms.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 
 using namespace mlir;
 using namespace moka::kan;
@@ -170,4 +173,14 @@ Value moka::kan::buildBasisFunction(OpBuilder &b, Location loc,
   }
   }
   llvm_unreachable("unknown basis");
+}
+
+void moka::kan::assertSameSize(OpBuilder &b, Location loc, OpFoldResult lhs,
+                               OpFoldResult rhs, StringRef message) {
+  if (getConstantIntValue(lhs) && getConstantIntValue(rhs))
+    return;
+  Value l = getValueOrCreateConstantIndexOp(b, loc, lhs);
+  Value r = getValueOrCreateConstantIndexOp(b, loc, rhs);
+  Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, l, r);
+  cf::AssertOp::create(b, loc, same, message);
 }

@@ -183,18 +183,6 @@ Value contract(OpBuilder &b, Location loc, Value lhs, Value w, Value acc,
   return result;
 }
 
-/// Emits a run-time check that the sizes `a` and `b` agree when either is
-/// dynamic (the verifier has compared the static ones).
-void assertSameSize(OpBuilder &b, Location loc, OpFoldResult lhs,
-                    OpFoldResult rhs, StringRef message) {
-  if (getConstantIntValue(lhs) && getConstantIntValue(rhs))
-    return;
-  Value l = getValueOrCreateConstantIndexOp(b, loc, lhs);
-  Value r = getValueOrCreateConstantIndexOp(b, loc, rhs);
-  Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, l, r);
-  cf::AssertOp::create(b, loc, same, message);
-}
-
 /// Run-time checks of the dimensions that must agree but are not all known
 /// statically: without them a mismatched weight would be read out of bounds.
 void checkShapes(OpBuilder &b, LayerOp op, ArrayRef<OpFoldResult> xSizes) {

@@ -65,18 +65,6 @@ bool coversLastDim(Operation *op, Value v, OpFoldResult offset,
   return idx && *idx == last;
 }
 
-/// Emits a run-time check that `lhs` and `rhs` agree unless both are
-/// static.
-void assertSameSize(OpBuilder &b, Location loc, OpFoldResult lhs,
-                    OpFoldResult rhs, StringRef message) {
-  if (getConstantIntValue(lhs) && getConstantIntValue(rhs))
-    return;
-  Value l = getValueOrCreateConstantIndexOp(b, loc, lhs);
-  Value r = getValueOrCreateConstantIndexOp(b, loc, rhs);
-  Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, l, r);
-  cf::AssertOp::create(b, loc, same, message);
-}
-
 /// The part shared by the kan ops' models: one result whose tile is the
 /// iteration-space tile itself.
 template <typename Model, typename OpTy>

@@ -145,3 +145,19 @@ func.func @l_result(%x: tensor<?x16xf32>, %g: tensor<4x16xf32>, %w1: tensor<4x8x
   %y = moe.layer gelu %x, %g, %w1, %w2 {k = 2 : i64} : tensor<?x16xf32>, tensor<4x16xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32> -> tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @l_gate_type(%x: tensor<?x16xf32>, %g: tensor<4x16xf16>, %w1: tensor<4x8x16xf32>, %w2: tensor<4x16x8xf32>) {
+  // expected-error @+1 {{'moe.layer' op gate must have the input's element type 'f32', got 'tensor<4x16xf16>'}}
+  %y = moe.layer gelu %x, %g, %w1, %w2 {k = 2 : i64} : tensor<?x16xf32>, tensor<4x16xf16>, tensor<4x8x16xf32>, tensor<4x16x8xf32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @l_no_experts(%x: tensor<?x16xf32>, %g: tensor<0x16xf32>, %w1: tensor<0x8x16xf32>, %w2: tensor<0x16x8xf32>) {
+  // expected-error @+1 {{'moe.layer' op needs at least one expert, got E = 0}}
+  %y = moe.layer gelu %x, %g, %w1, %w2 {k = 1 : i64} : tensor<?x16xf32>, tensor<0x16xf32>, tensor<0x8x16xf32>, tensor<0x16x8xf32> -> tensor<?x16xf32>
+  return
+}

@@ -42,6 +42,12 @@ mlir::Value buildBasisFunction(mlir::OpBuilder &b, mlir::Location loc,
                                const BasisParams &params, mlir::Value x,
                                mlir::Value k);
 
+/// Emits a run-time check (`cf.assert` with `message`) that the sizes `lhs`
+/// and `rhs` agree, unless both are static (the verifiers compare those).
+void assertSameSize(mlir::OpBuilder &b, mlir::Location loc,
+                    mlir::OpFoldResult lhs, mlir::OpFoldResult rhs,
+                    llvm::StringRef message);
+
 /// `x * sigmoid(x)` for an f32 scalar.
 mlir::Value buildSiLU(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x);
 
