@@ -36,5 +36,6 @@ tool_dirs = [config.moka_tools_dir, config.llvm_tools_dir]
 tools = [
     ToolSubst("moka-opt", extra_args=opt_args, unresolved="fatal"),
     ToolSubst("moka-run", unresolved="fatal"),
+    ToolSubst("mokac", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

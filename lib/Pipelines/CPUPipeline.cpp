@@ -46,6 +46,9 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Before any tiling: tiles take their sizes from one operand per loop.
+  pm.addNestedPass<func::FuncOp>(createInsertShapeChecksPass());
+  pm.addPass(createCanonicalizerPass());
   kan::KANFuseIntoContractionsPassOptions fusion;
   fusion.rowTile = options.rowTile;
   pm.addNestedPass<func::FuncOp>(
@@ -72,6 +75,8 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
 void moka::buildCPUPipeline(OpPassManager &pm,
                             const CPUPipelineOptions &options) {
   buildCPUCodegenPipeline(pm, options);
+  if (options.reportChecks)
+    pm.addPass(createLowerRuntimeChecksPass());
 
   // Tensors to buffers. Function boundaries get identity layouts so that
   // callers pass plain contiguous arrays.

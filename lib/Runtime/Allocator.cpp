@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moka/Runtime/Allocator.h"
+#include "moka/Runtime/Invoke.h"
 
 #include <cstdlib>
 #include <map>
@@ -68,6 +69,14 @@ void mokaFree(void *ptr) {
   }
   c.free.emplace(size, ptr);
   c.cachedBytes += size;
+}
+
+bool mokaAllocOwns(void *ptr) {
+  if (!ptr)
+    return false;
+  Cache &c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.live.count(ptr) != 0;
 }
 
 void mokaTrimCache(void) {

@@ -16,6 +16,7 @@
 #include "moka/Runtime/Allocator.h"
 #include "moka/Runtime/MemRefCopy.h"
 #include "moka/Runtime/Npy.h"
+#include "moka/Target/Weights.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -61,6 +62,10 @@ static cl::opt<unsigned>
 static cl::opt<bool> serial("serial",
                             cl::desc("Run parallel loops on one thread"),
                             cl::init(false));
+static cl::opt<std::string> weightsFile(
+    "weights",
+    cl::desc("safetensors file with the module's weights (default: the "
+             "module's moka.weights attribute)"));
 static cl::opt<int64_t> vectorSize("vector-size",
                                    cl::desc("Vector tile size (elements)"),
                                    cl::init(64));
@@ -146,6 +151,7 @@ int main(int argc, char **argv) {
   moka::registerMokaTranslations(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
+  context.printOpOnDiagnostic(false);
 
   std::string errorMessage;
   auto file = openInputFile(inputFilename, &errorMessage);
@@ -156,6 +162,8 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     fail("'" + inputFilename + "' could not be parsed or failed to verify");
+  if (failed(moka::loadWeights(*module, inputFilename, weightsFile)))
+    fail("the weights of '" + inputFilename + "' could not be loaded");
 
   auto func = module->lookupSymbol<func::FuncOp>(functionName);
   if (!func || func.isExternal())

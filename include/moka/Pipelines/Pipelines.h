@@ -30,6 +30,12 @@ struct CPUPipelineOptions
       *this, "parallel",
       llvm::cl::desc("Run parallel loops on OpenMP threads (else serially)"),
       llvm::cl::init(true)};
+  Option<bool> reportChecks{
+      *this, "report-checks",
+      llvm::cl::desc("Failed run-time checks call the runtime's "
+                     "mokaCheckFailed, which returns an error to the caller "
+                     "of a compiled library (else they print and abort)"),
+      llvm::cl::init(false)};
 };
 
 /// moka IR on tensors -> tiled, vectorized linalg -> bufferized loops ->

@@ -81,4 +81,37 @@ def BalanceThreadsPass : Pass<"moka-balance-threads"> {
   let dependentDialects = ["mlir::omp::OpenMPDialect"];
 }
 
+def InsertShapeChecksPass : Pass<"moka-insert-shape-checks", "mlir::func::FuncOp"> {
+  let summary = "Check at run time that dynamic dimensions of linalg operands agree";
+  let description = [{
+    A `linalg` operation requires every operand dimension indexed by the same
+    loop to have the same size; with dynamic sizes nothing checks this and a
+    mismatch reads or writes out of bounds. For each `linalg` operation on
+    tensors that is not inside a loop, this pass adds a `cf.assert` per pair
+    of such dimensions that are not statically equal, naming the operation
+    and the dimensions. Operations inside loops (tiles of a fused operation)
+    work on slices whose sizes the loop derives from checked dimensions.
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::cf::ControlFlowDialect",
+    "mlir::tensor::TensorDialect",
+  ];
+}
+
+def LowerRuntimeChecksPass : Pass<"moka-lower-runtime-checks", "mlir::ModuleOp"> {
+  let summary = "Turn cf.assert into calls that report to the caller of a compiled library";
+  let description = [{
+    Replaces each `cf.assert %cond, "message"` by a call, when `%cond` is
+    false, to the runtime function `mokaCheckFailed(const char *)` with the
+    message. In libraries built by `mokac`, this returns
+    MOKA_ERROR_RUNTIME_CHECK and the message to the caller instead of
+    aborting the process (the upstream lowering prints and aborts).
+  }];
+  let dependentDialects = [
+    "mlir::LLVM::LLVMDialect",
+    "mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // MOKA_TRANSFORMS_PASSES_TD

@@ -1,0 +1,4 @@
+// A public function with a scalar argument: no C interface.
+func.func @f(%x: f32) -> f32 {
+  return %x : f32
+}
