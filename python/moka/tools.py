@@ -15,12 +15,14 @@ class MokaError(RuntimeError):
 
 def find_tool(name):
     """Path of the moka tool `name`: $MOKA_BUILD_DIR/bin, the source tree's
-    build/bin, or PATH."""
+    build/bin, the bin directory of the prefix this package is installed in
+    (PREFIX/lib/python3/dist-packages/moka), or PATH."""
     candidates = []
     if os.environ.get("MOKA_BUILD_DIR"):
         candidates.append(os.path.join(os.environ["MOKA_BUILD_DIR"], "bin", name))
     here = os.path.dirname(os.path.abspath(__file__))
     candidates.append(os.path.join(here, "..", "..", "build", "bin", name))
+    candidates.append(os.path.join(here, "..", "..", "..", "..", "bin", name))
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return os.path.normpath(path)

@@ -38,6 +38,23 @@ def consumer(tmp_path_factory):
     return build / "consumer"
 
 
+def test_installed_python_package(consumer):
+    """The installed package finds the installed mokac and compiles."""
+    prefix = consumer.parent.parent / "prefix"
+    site = prefix / "lib" / "python3" / "dist-packages"
+    env = {k: v for k, v in os.environ.items() if k != "MOKA_BUILD_DIR"}
+    env["PYTHONPATH"] = str(site)
+    env["PATH"] = "/usr/bin:/bin"
+    script = (
+        "import numpy as np, moka, os\n"
+        f"assert moka.__file__.startswith({str(site)!r}), moka.__file__\n"
+        f"assert moka.find_tool('mokac') == {str(prefix / 'bin' / 'mokac')!r}\n"
+        f"lib = moka.compile({os.path.join(CONSUMER, 'kat_block.mlir')!r})\n"
+        "print(lib.forward(np.ones((3, 64), np.float32)).shape)\n")
+    proc = run(["/usr/bin/python3", "-c", script], env=env, cwd="/")
+    assert proc.stdout.strip() == "(3, 64)"
+
+
 @pytest.mark.parametrize("tokens,seed", [(1, 0), (37, 1), (300, 2)])
 def test_consumer_output_matches_reference(consumer, tmp_path, tokens, seed):
     w = safetensors.load(os.path.join(CONSUMER, "kat_block.safetensors"))
