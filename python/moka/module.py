@@ -19,7 +19,6 @@ import re
 import numpy as np
 
 from . import safetensors
-from .safetensors import BF16Bits
 
 __all__ = ["Module", "WEIGHTS_ATTRIBUTE", "is_resource_key"]
 
@@ -32,7 +31,8 @@ _FUNCTION = re.compile(r"func\.func\s+(?:(?:public|private|nested)\s+)?"
                        r"@([A-Za-z_][A-Za-z0-9_$.]*)")
 # The top-level module op with its optional attribute dictionary. Only the
 # first `module` at the start of a line is considered: moka writes one.
-_MODULE = re.compile(r"^module(?:\s+attributes\s*\{(?P<attrs>[^{}]*)\})?\s*\{",
+_MODULE = re.compile(r"^module(?P<name>\s+@[A-Za-z_][A-Za-z0-9_$.]*)?"
+                     r"(?:\s+attributes\s*\{(?P<attrs>[^{}]*)\})?\s*\{",
                      re.MULTILINE)
 _WEIGHTS_ENTRY = re.compile(r'\s*' + re.escape(WEIGHTS_ATTRIBUTE) +
                             r'\s*=\s*"((?:[^"\\]|\\.)*)"\s*')
@@ -93,8 +93,9 @@ def _with_weights_attribute(text, filename):
                if not _WEIGHTS_ENTRY.fullmatch(e)]
     if filename is not None:
         entries.insert(0, f"{WEIGHTS_ATTRIBUTE} = {_mlir_string(filename)}")
-    head = (f"module attributes {{{', '.join(entries)}}} {{" if entries
-            else "module {")
+    name = match.group("name") or ""
+    head = (f"module{name} attributes {{{', '.join(entries)}}} {{" if entries
+            else f"module{name} {{")
     return text[:match.start()] + head + text[match.end():]
 
 
@@ -203,16 +204,3 @@ class Module:
             return f"dense<{_hex_literal(array)}> : {type_}"
         return _RESOURCE.sub(literal, self.mlir)
 
-
-def _element_type(array):
-    """MLIR element type of a weight array."""
-    if isinstance(array, BF16Bits):
-        return "bf16"
-    names = {np.dtype("f8"): "f64", np.dtype("f4"): "f32",
-             np.dtype("f2"): "f16", np.dtype("i8"): "i64",
-             np.dtype("i4"): "i32", np.dtype("i2"): "i16",
-             np.dtype("i1"): "i8", np.dtype("?"): "i1"}
-    dtype = array.dtype.newbyteorder("=")
-    if dtype not in names:
-        raise ValueError(f"no MLIR element type for dtype {array.dtype}")
-    return names[dtype]
