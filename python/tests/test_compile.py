@@ -186,3 +186,24 @@ def test_compile_time_is_reported(example, capsys):
     elapsed = time.perf_counter() - start
     with capsys.disabled():
         print(f"\n  moka.compile({example}): {elapsed:.2f} s")
+
+
+@pytest.mark.parametrize("order", ["%a, %b", "%b, %a"])
+def test_reshape_with_two_dynamic_sizes_in_a_group(order):
+    # LLVM 22's expand-strided-metadata cannot lower this expand_shape by
+    # itself (moka-lower-dynamic-expand-shape does).
+    lib = moka.compile(f"""
+func.func @forward(%x: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %a = tensor.dim %x, %c0 : tensor<?x?x8xf32>
+  %b = tensor.dim %x, %c1 : tensor<?x?x8xf32>
+  %v = tensor.collapse_shape %x [[0, 1], [2]] : tensor<?x?x8xf32> into tensor<?x8xf32>
+  %r = tensor.expand_shape %v [[0, 1], [2]] output_shape [{order}, 8]
+      : tensor<?x8xf32> into tensor<?x?x8xf32>
+  return %r : tensor<?x?x8xf32>
+}}
+""")
+    x = np.random.default_rng(0).standard_normal((3, 5, 8)).astype(np.float32)
+    expected = x if order == "%a, %b" else x.reshape(5, 3, 8)
+    assert np.array_equal(lib.forward(x), expected)

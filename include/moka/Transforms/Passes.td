@@ -114,4 +114,20 @@ def LowerRuntimeChecksPass : Pass<"moka-lower-runtime-checks", "mlir::ModuleOp">
   ];
 }
 
+def LowerDynamicExpandShapePass : Pass<"moka-lower-dynamic-expand-shape"> {
+  let summary = "memref.expand_shape with several dynamic sizes in a group as a reinterpret_cast";
+  let description = [{
+    `expand-strided-metadata` of LLVM 22 handles at most one dynamic size per
+    reassociation group of `memref.expand_shape` (it crashes on more; fixed
+    upstream after LLVM 22). This pass rewrites such ops, before that pass,
+    into `memref.reinterpret_cast` of the source's base buffer: sizes from
+    the op's `output_shape`, strides built outward from each group's source
+    stride. Other expand_shape ops are left to the upstream pass.
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::memref::MemRefDialect",
+  ];
+}
+
 #endif // MOKA_TRANSFORMS_PASSES_TD
