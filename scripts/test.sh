@@ -12,7 +12,7 @@ declare -A status
 status[lit]=$?
 (cd "$MOKA_BUILD_DIR" && ctest --output-on-failure)
 status[ctest]=$?
-(cd "$ROOT/python" && PYTHONPATH="$ROOT/python" /usr/bin/python3 -m pytest -q tests)
+(cd "$ROOT/python" && PYTHONPATH="$ROOT/python" /usr/bin/python3 -m pytest -q -rs tests)
 status[pytest]=$?
 
 failed=0

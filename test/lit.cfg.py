@@ -1,7 +1,9 @@
 # -*- Python -*-
 # lit configuration of moka's regression tests.
 
+import ctypes
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -39,3 +41,27 @@ tools = [
     ToolSubst("mokac", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# GPU tests: `ptxas` when the CUDA toolkit's assembler is present (the
+# kernels must assemble), `cuda-gpu` when a CUDA driver reports a device
+# (execution tests; reported as UNSUPPORTED elsewhere).
+cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+ptxas = shutil.which("ptxas") or os.path.join(cuda_home, "bin", "ptxas")
+if os.path.isfile(ptxas) and os.access(ptxas, os.X_OK):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
+
+
+def _cuda_devices():
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    except OSError:
+        return 0
+
+
+if _cuda_devices() > 0:
+    config.available_features.add("cuda-gpu")

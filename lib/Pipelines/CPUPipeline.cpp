@@ -40,8 +40,8 @@
 
 using namespace mlir;
 
-void moka::buildCPUCodegenPipeline(OpPassManager &pm,
-                                   const CPUPipelineOptions &options) {
+void moka::buildLoweringToLinalg(OpPassManager &pm,
+                                 std::optional<int64_t> fusionRowTile) {
   pm.addPass(kan::createKANExpandLayersPass());
   pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());
@@ -49,15 +49,40 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
   // Before any tiling: tiles take their sizes from one operand per loop.
   pm.addNestedPass<func::FuncOp>(createInsertShapeChecksPass());
   pm.addPass(createCanonicalizerPass());
-  kan::KANFuseIntoContractionsPassOptions fusion;
-  fusion.rowTile = options.rowTile;
-  pm.addNestedPass<func::FuncOp>(
-      kan::createKANFuseIntoContractionsPass(fusion));
+  if (fusionRowTile) {
+    kan::KANFuseIntoContractionsPassOptions fusion;
+    fusion.rowTile = *fusionRowTile;
+    pm.addNestedPass<func::FuncOp>(
+        kan::createKANFuseIntoContractionsPass(fusion));
+  }
   // MoE first: a GR-KAN expert lowers to kan.rational ops.
   pm.addPass(createConvertMoEToLinalgPass());
   pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+}
+
+void moka::buildBufferization(OpPassManager &pm,
+                              llvm::function_ref<void(OpPassManager &)>
+                                  beforeDeallocation) {
+  // Function boundaries get identity layouts so that callers pass plain
+  // contiguous arrays.
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCanonicalizerPass());
+  if (beforeDeallocation)
+    beforeDeallocation(pm);
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+}
+
+void moka::buildCPUCodegenPipeline(OpPassManager &pm,
+                                   const CPUPipelineOptions &options) {
+  buildLoweringToLinalg(pm, options.rowTile.getValue());
   TileAndVectorizePassOptions tiling;
   tiling.vectorSize = options.vectorSize;
   pm.addNestedPass<func::FuncOp>(createTileAndVectorizePass(tiling));
@@ -78,17 +103,7 @@ void moka::buildCPUPipeline(OpPassManager &pm,
   if (options.reportChecks)
     pm.addPass(createLowerRuntimeChecksPass());
 
-  // Tensors to buffers. Function boundaries get identity layouts so that
-  // callers pass plain contiguous arrays.
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  pm.addPass(createCanonicalizerPass());
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  buildBufferization(pm, nullptr);
 
   // Vectors and leftover linalg to loops, then loops to OpenMP threads. The
   // OpenMP lowering wraps each parallel body in memref.alloca_scope, which the
@@ -149,4 +164,9 @@ void moka::registerMokaPipelines() {
       "Lower moka IR to linalg and tile and vectorize it for CPUs, on tensors "
       "(the first half of moka-cpu-pipeline)",
       buildCPUCodegenPipeline);
+  PassPipelineRegistration<GPUPipelineOptions>(
+      "moka-gpu-pipeline",
+      "Compile moka IR on tensors for NVIDIA GPUs: kernels as PTX or cubin "
+      "in gpu.binary ops, host code in the LLVM dialect",
+      buildGPUPipeline);
 }

@@ -16,7 +16,23 @@
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Transforms/Passes.h"
 
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVM.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Affine/IR/ValueBoundsOpInterfaceImpl.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -81,7 +97,8 @@ void moka::registerMokaDialects(DialectRegistry &registry) {
               func::FuncDialect, index::IndexDialect, LLVM::LLVMDialect,
               linalg::LinalgDialect, math::MathDialect, memref::MemRefDialect,
               omp::OpenMPDialect, scf::SCFDialect, tensor::TensorDialect,
-              ub::UBDialect, vector::VectorDialect>();
+              ub::UBDialect, vector::VectorDialect, gpu::GPUDialect,
+              NVVM::NVVMDialect>();
 
   affine::registerValueBoundsOpInterfaceExternalModels(registry);
   arith::registerValueBoundsOpInterfaceExternalModels(registry);
@@ -113,6 +130,20 @@ void moka::registerMokaDialects(DialectRegistry &registry) {
   tensor::registerTilingInterfaceExternalModels(registry);
   kan::registerTilingInterfaceExternalModels(registry);
 
+  // The GPU pipeline's conversions to the LLVM dialect and NVVM targets.
+  arith::registerConvertArithToLLVMInterface(registry);
+  cf::registerConvertControlFlowToLLVMInterface(registry);
+  index::registerConvertIndexToLLVMInterface(registry);
+  ub::registerConvertUBToLLVMInterface(registry);
+  registerConvertFuncToLLVMInterface(registry);
+  registerConvertMathToLLVMInterface(registry);
+  registerConvertMemRefToLLVMInterface(registry);
+  registerConvertNVVMToLLVMInterface(registry);
+  NVVM::registerConvertGpuToNVVMInterface(registry);
+  vector::registerConvertVectorToLLVMInterface(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
+
   // Transform-dialect schedules over moka's and upstream ops.
   registry.insert<transform::TransformDialect>();
   linalg::registerTransformDialectExtension(registry);
@@ -124,6 +155,8 @@ void moka::registerMokaTranslations(DialectRegistry &registry) {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
 }
 
 void moka::registerMokaPasses() {
@@ -166,6 +199,12 @@ void moka::registerMokaPasses() {
   registerConvertFuncToLLVMPass();
   registerUBToLLVMConversionPass();
   registerReconcileUnrealizedCastsPass();
+  registerGPUPasses();
+  registerConvertParallelLoopToGpuPass();
+  registerConvertLinalgToParallelLoopsPass();
+  registerConvertGpuOpsToNVVMOpsPass();
+  registerGpuToLLVMConversionPass();
+  registerConvertNVVMToLLVMPass();
   transform::registerInterpreterPass();
   transform::registerPreloadLibraryPass();
 }

@@ -53,9 +53,11 @@ def from_bf16_bits(bits):
 _BENCH = re.compile(r"benchmark: @\S+ median ([0-9.]+) ms, min ([0-9.]+) ms")
 
 
-def run(module, function, *inputs, benchmark=0, serial=False, timeout=600):
-    """Compiles `module` (a path or IR text) for the host CPU and calls
-    `function` on the numpy arrays `inputs`.
+def run(module, function, *inputs, benchmark=0, serial=False, device="cpu",
+        timeout=600):
+    """Compiles `module` (a path or IR text) for the host CPU (or, with
+    ``device="cuda"``, for the NVIDIA GPU) and calls `function` on the numpy
+    arrays `inputs`.
 
     Returns the list of results; with ``benchmark=N`` returns
     ``(results, median_ms)`` for N further timed runs.
@@ -79,6 +81,8 @@ def run(module, function, *inputs, benchmark=0, serial=False, timeout=600):
             args.append(f"--benchmark={benchmark}")
         if serial:
             args.append("--serial")
+        if device != "cpu":
+            args.append(f"--device={device}")
         proc = subprocess.run(args, capture_output=True, text=True,
                               timeout=timeout)
         if proc.returncode != 0:
@@ -124,3 +128,16 @@ def _count_results(module, function):
         body = rest[1:rest.index(")")]
         return body.count("tensor<") + body.count("memref<")
     return 1
+
+
+def cuda_devices():
+    """The number of CUDA devices the driver reports (0 without a driver)."""
+    import ctypes
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value

@@ -13,6 +13,7 @@
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   moka::registerMokaDialects(registry);
+  moka::registerMokaTranslations(registry);
   moka::registerMokaPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "moka optimizer driver\n", registry));

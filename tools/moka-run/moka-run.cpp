@@ -14,6 +14,8 @@
 #include "moka/InitAll.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Runtime/Allocator.h"
+#include "moka/Runtime/CudaRuntime.h"
+#include "moka/Runtime/Invoke.h"
 #include "moka/Runtime/MemRefCopy.h"
 #include "moka/Runtime/Npy.h"
 #include "moka/Target/Weights.h"
@@ -66,6 +68,13 @@ static cl::opt<std::string> weightsFile(
     "weights",
     cl::desc("safetensors file with the module's weights (default: the "
              "module's moka.weights attribute)"));
+static cl::opt<std::string>
+    device("device", cl::desc("Where to run: cpu, or cuda (an NVIDIA GPU)"),
+           cl::init("cpu"));
+static cl::opt<std::string>
+    chip("chip",
+         cl::desc("GPU architecture to compile for with --device=cuda "
+                  "(default: the device's)"));
 static cl::opt<int64_t> vectorSize("vector-size",
                                    cl::desc("Vector tile size (elements)"),
                                    cl::init(64));
@@ -134,9 +143,16 @@ extern "C" void onAbort(int) {
   _exit(1);
 }
 
+/// An argument's memory: host memory, or CUDA managed memory on a GPU.
 struct Buffer {
   void *data = nullptr;
-  ~Buffer() { std::free(data); }
+  bool managed = false;
+  ~Buffer() {
+    if (managed)
+      moka::cudaFreeManaged(data);
+    else
+      std::free(data);
+  }
 };
 
 } // namespace
@@ -217,13 +233,28 @@ int main(int argc, char **argv) {
   }
 
   // Compile.
+  bool gpu = device == "cuda";
+  if (!gpu && device != "cpu")
+    fail("unknown device '" + device + "' (cpu or cuda)");
+  if (chip.getNumOccurrences() && !gpu)
+    fail("--chip applies to --device=cuda only");
   func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                 UnitAttr::get(&context));
   PassManager pm(&context);
-  moka::CPUPipelineOptions options;
-  options.parallel = !serial;
-  options.vectorSize = vectorSize;
-  moka::buildCPUPipeline(pm, options);
+  if (gpu) {
+    std::string why;
+    if (!moka::cudaAvailable(why))
+      fail("--device=cuda: " + why);
+    moka::GPUPipelineOptions options;
+    options.chip = chip.empty() ? moka::cudaDeviceChip() : chip.getValue();
+    options.format = "isa"; // PTX, compiled for the device by the driver.
+    moka::buildGPUPipeline(pm, options);
+  } else {
+    moka::CPUPipelineOptions options;
+    options.parallel = !serial;
+    options.vectorSize = vectorSize;
+    moka::buildCPUPipeline(pm, options);
+  }
   if (failed(pm.run(*module)))
     fail("compilation of '" + inputFilename + "' failed");
 
@@ -241,7 +272,7 @@ int main(int argc, char **argv) {
   engineOptions.transformer = transformer;
   engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   SmallVector<StringRef> libs;
-  if (!serial)
+  if (!serial && !gpu)
     libs.push_back(MOKA_OPENMP_LIBRARY);
   engineOptions.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, engineOptions, std::move(*tm));
@@ -257,6 +288,12 @@ int main(int argc, char **argv) {
     map[interner("memrefCopy")] = {
         llvm::orc::ExecutorAddr::fromPtr(&mokaMemRefCopy),
         llvm::JITSymbolFlags::Exported};
+    map[interner("mokaCheckFailed")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&mokaCheckFailed),
+        llvm::JITSymbolFlags::Exported};
+    for (const auto &[name, address] : moka::cudaRuntimeSymbols())
+      map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                             llvm::JITSymbolFlags::Exported};
     return map;
   });
 
@@ -267,7 +304,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < arrays.size(); ++i) {
     size_t bytes = std::max<size_t>(arrays[i].data.size(), 64);
     bytes = (bytes + 63) / 64 * 64;
-    buffers[i].data = std::aligned_alloc(64, bytes);
+    buffers[i].managed = gpu;
+    buffers[i].data =
+        gpu ? moka::cudaAllocManaged(bytes) : std::aligned_alloc(64, bytes);
     if (!buffers[i].data)
       fail("out of memory allocating input #" + llvm::Twine(i));
     std::memcpy(buffers[i].data, arrays[i].data.data(), arrays[i].data.size());
@@ -315,8 +354,13 @@ int main(int argc, char **argv) {
     for (Type type : fnType.getResults()) {
       int64_t rank = cast<RankedTensorType>(type).getRank();
       void *allocated = reinterpret_cast<void *>(resultStorage[offset]);
-      if (!inputPointers.count(allocated) && released.insert(allocated).second)
-        mokaFree(allocated);
+      if (!inputPointers.count(allocated) &&
+          released.insert(allocated).second) {
+        if (gpu)
+          moka::cudaFreeManaged(allocated);
+        else
+          mokaFree(allocated);
+      }
       offset += 3 + 2 * rank;
     }
   };

@@ -15,6 +15,7 @@
 #include "moka/Target/CInterface.h"
 #include "moka/Target/Weights.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -101,6 +102,15 @@ cl::opt<bool> serial("serial",
 [[noreturn]] void fail(const llvm::Twine &message) {
   llvm::errs() << "mokac: error: " << message << "\n";
   std::exit(1);
+}
+
+/// The PTX ISA version for --chip: 7.0 reaches sm_80, 7.8 sm_90 and 8.0
+/// sm_90a.
+std::string ptxFeatures() {
+  llvm::StringRef arch = llvm::StringRef(chip).drop_front(3);
+  unsigned version = 0;
+  (void)arch.take_while(llvm::isDigit).getAsInteger(10, version);
+  return version >= 90 ? "+ptx80" : "+ptx70";
 }
 
 /// The default prefix: the input's stem with non-identifier characters
@@ -222,6 +232,44 @@ void linkSharedLibrary(const char *argv0, llvm::StringRef object,
          (error.empty() ? "" : ": " + error));
 }
 
+/// --target=nvptx: the GPU pipeline; writes the kernels' PTX (one module)
+/// or the lowered module.
+int compileForGPU(ModuleOp module, MLIRContext &context) {
+  PassManager pm(&context);
+  if (failed(applyPassManagerCLOptions(pm)))
+    fail("bad pass manager options");
+  moka::GPUPipelineOptions options;
+  options.chip = chip;
+  options.features = ptxFeatures();
+  options.format = "isa";
+  options.optLevel = optLevel;
+  moka::buildGPUPipeline(pm, options);
+  if (failed(pm.run(module)))
+    fail("compilation of '" + inputFilename + "' for " + chip + " failed");
+  std::string text;
+  if (emit == Emit::MLIR) {
+    llvm::raw_string_ostream os(text);
+    module.print(os);
+  } else if (emit == Emit::LLVM) {
+    llvm::LLVMContext llvmContext;
+    std::unique_ptr<llvm::Module> llvmModule =
+        translateModuleToLLVMIR(module, llvmContext, "moka");
+    if (!llvmModule)
+      fail("translation of '" + inputFilename + "' to LLVM IR failed");
+    llvm::raw_string_ostream os(text);
+    llvmModule->print(os, nullptr);
+  } else {
+    SmallVector<gpu::BinaryOp> binaries(module.getOps<gpu::BinaryOp>());
+    if (binaries.empty())
+      fail("'" + inputFilename + "' has no parallel work to run on a GPU");
+    for (gpu::BinaryOp binary : binaries)
+      for (Attribute attr : binary.getObjects())
+        text += cast<gpu::ObjectAttr>(attr).getObject().getValue();
+  }
+  writeFile(outputFilename, text, /*binary=*/false);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -234,11 +282,18 @@ int main(int argc, char **argv) {
   if (optLevel > 3)
     fail("optimization level -O" + llvm::Twine(optLevel.getValue()) +
          " is not one of -O0, -O1, -O2, -O3");
-  if (target == TargetKind::NVPTX || emit == Emit::PTX)
-    fail("PTX for NVIDIA GPUs (--target=nvptx, --emit=ptx) is not available "
-         "in this version of mokac; CPU targets are host and x86_64");
-  if (chip.getNumOccurrences())
+  bool gpu = target == TargetKind::NVPTX;
+  if (emit == Emit::PTX && !gpu)
+    fail("--emit=ptx needs --target=nvptx");
+  if (gpu && emit != Emit::PTX && emit != Emit::MLIR && emit != Emit::LLVM)
+    fail("--target=nvptx emits ptx, or mlir or llvm (the host code that "
+         "launches the kernels, with them embedded); libraries for GPUs are "
+         "not available yet");
+  if (chip.getNumOccurrences() && !gpu)
     fail("--chip applies to --target=nvptx only");
+  if (gpu && !llvm::StringRef(chip).starts_with("sm_"))
+    fail("--chip=" + chip + " is not an NVIDIA architecture (sm_80, sm_90, "
+         "...)");
 
   DialectRegistry registry;
   moka::registerMokaDialects(registry);
@@ -264,6 +319,8 @@ int main(int argc, char **argv) {
   if (failed(functions))
     fail("'" + inputFilename + "' has no C interface (see above)");
 
+  if (emit == Emit::Header && gpu)
+    fail("--emit=header describes a CPU library (--target=host or x86_64)");
   if (emit == Emit::Header) {
     std::string header;
     llvm::raw_string_ostream os(header);
@@ -275,6 +332,9 @@ int main(int argc, char **argv) {
 
   if (failed(moka::loadWeights(*module, inputFilename, weightsFile)))
     fail("the weights of '" + inputFilename + "' could not be loaded");
+
+  if (gpu)
+    return compileForGPU(*module, context);
 
   moka::prepareForCInterface(*module, *functions);
   PassManager pm(&context);

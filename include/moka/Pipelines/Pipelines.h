@@ -8,6 +8,9 @@
 #define MOKA_PIPELINES_PIPELINES_H
 
 #include "mlir/Pass/PassOptions.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+
+#include <optional>
 
 namespace mlir {
 class OpPassManager;
@@ -37,6 +40,56 @@ struct CPUPipelineOptions
                      "of a compiled library (else they print and abort)"),
       llvm::cl::init(false)};
 };
+
+struct GPUPipelineOptions
+    : public mlir::PassPipelineOptions<GPUPipelineOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture (sm_80, sm_90, ...)"),
+                           llvm::cl::init("sm_90")};
+  Option<std::string> features{
+      *this, "features", llvm::cl::desc("PTX features (PTX ISA version)"),
+      llvm::cl::init("+ptx80")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel binary format: isa (PTX text), bin (cubin, "
+                     "needs ptxas) or fatbin"),
+      llvm::cl::init("isa")};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit directory (libdevice, ptxas)"),
+      llvm::cl::init("")};
+  Option<int64_t> blockSize{*this, "block-size",
+                            llvm::cl::desc("Threads per block"),
+                            llvm::cl::init(256)};
+  Option<int> optLevel{*this, "opt-level",
+                       llvm::cl::desc("Optimization level of the kernels"),
+                       llvm::cl::init(3)};
+  Option<bool> reportChecks{
+      *this, "report-checks",
+      llvm::cl::desc("Failed run-time checks call the runtime's "
+                     "mokaCheckFailed (else they print and abort)"),
+      llvm::cl::init(false)};
+};
+
+/// The first stage of every pipeline: moka's composite ops expanded,
+/// run-time shape checks added, moka's dialects lowered to linalg on
+/// tensors (with activations fused into row tiles of `fusionRowTile` rows
+/// around matrix products when given).
+void buildLoweringToLinalg(mlir::OpPassManager &pm,
+                           std::optional<int64_t> fusionRowTile);
+
+/// One-shot bufferization of whole modules (identity layouts at function
+/// boundaries) and ownership-based deallocation; `beforeDeallocation` adds
+/// passes between the two.
+void buildBufferization(
+    mlir::OpPassManager &pm,
+    llvm::function_ref<void(mlir::OpPassManager &)> beforeDeallocation);
+
+/// moka IR on tensors -> linalg -> buffers -> parallel loops mapped to GPU
+/// blocks and threads -> NVVM kernels in gpu.binary ops, host code in the
+/// LLVM dialect calling the mgpu* runtime (`moka-gpu-pipeline`).
+void buildGPUPipeline(mlir::OpPassManager &pm,
+                      const GPUPipelineOptions &options);
 
 /// moka IR on tensors -> tiled, vectorized linalg -> bufferized loops ->
 /// LLVM dialect (`moka-cpu-pipeline`).

@@ -130,4 +130,67 @@ def LowerDynamicExpandShapePass : Pass<"moka-lower-dynamic-expand-shape"> {
   ];
 }
 
+def MapParallelLoopsToGPUPass : Pass<"moka-map-parallel-loops-to-gpu", "mlir::func::FuncOp"> {
+  let summary = "Tile outermost scf.parallel loops into GPU blocks and threads";
+  let description = [{
+    Each outermost `scf.parallel` of a host function becomes a kernel grid:
+    it is tiled by `block-size` along one dimension (the innermost, or the
+    outermost when the innermost is statically shorter than a warp) and the
+    tiles are mapped with the GPU dialect's mapping attributes: the tiled
+    dimension's points to `thread_x` (consecutive threads touch consecutive
+    elements: coalesced accesses), the outermost dimension to `block_x`
+    (the grid dimension without a 65535 limit), the tiled dimension's tiles
+    and one more dimension to `block_y`/`block_z`; further dimensions and
+    nested parallel loops run sequentially in each thread.
+    `convert-parallel-loops-to-gpu` then turns the loops into `gpu.launch`.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block">,
+  ];
+  let dependentDialects = [
+    "mlir::affine::AffineDialect",
+    "mlir::arith::ArithDialect",
+    "mlir::gpu::GPUDialect",
+    "mlir::scf::SCFDialect",
+  ];
+}
+
+def CopyGlobalsPass : Pass<"moka-copy-globals", "mlir::func::FuncOp"> {
+  let summary = "Replace memref.get_global by a copy in an allocated buffer";
+  let description = [{
+    Kernels cannot dereference host globals (constants, weights). Before
+    buffer deallocation, each `memref.get_global` becomes a `memref.alloc`
+    and a `memref.copy` of the global, so the copy is freed like any other
+    buffer and, on GPUs, lives in managed memory (`moka-managed-memory`).
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect"];
+}
+
+def ManagedMemoryPass : Pass<"moka-managed-memory", "mlir::func::FuncOp"> {
+  let summary = "Host allocations and constants in memory both the host and the GPU reach";
+  let description = [{
+    With kernels launched from host code that also runs sequential loops
+    over the same buffers, moka's GPU pipeline keeps every buffer in CUDA
+    managed memory: `memref.alloc`/`memref.dealloc` outside kernels become
+    `gpu.alloc host_shared`/`gpu.dealloc`. Globals reach kernels as copies
+    (`moka-copy-globals`).
+  }];
+  let dependentDialects = [
+    "mlir::gpu::GPUDialect",
+    "mlir::memref::MemRefDialect",
+  ];
+}
+
+def MergeGPUModulesPass : Pass<"moka-merge-gpu-modules", "mlir::ModuleOp"> {
+  let summary = "Put every outlined kernel into one gpu.module";
+  let description = [{
+    `gpu-kernel-outlining` makes a `gpu.module` per kernel. One module per
+    model gives one PTX file (`mokac --emit=ptx`) and one module load at run
+    time: this pass moves every kernel into the first `gpu.module` (renaming
+    kernels whose names collide) and updates the `gpu.launch_func` ops.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect"];
+}
+
 #endif // MOKA_TRANSFORMS_PASSES_TD
