@@ -7,6 +7,7 @@
 
 #include "moka/Conversion/Passes.h"
 #include "moka/Dialect/KAN/Transforms/Passes.h"
+#include "moka/Dialect/KV/Transforms/Passes.h"
 #include "moka/Dialect/MoE/Transforms/Passes.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Transforms/Passes.h"
@@ -40,8 +41,14 @@
 
 using namespace mlir;
 
+void moka::buildCacheExpansion(OpPassManager &pm) {
+  pm.addPass(kv::createKVAbsorbLatentProjectionsPass());
+  pm.addPass(createConvertKVToLinalgPass());
+}
+
 void moka::buildLoweringToLinalg(OpPassManager &pm,
                                  std::optional<int64_t> fusionRowTile) {
+  buildCacheExpansion(pm);
   pm.addPass(kan::createKANExpandLayersPass());
   pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());

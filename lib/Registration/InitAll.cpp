@@ -11,6 +11,7 @@
 #include "moka/Dialect/KAN/Transforms/Passes.h"
 #include "moka/Dialect/KAN/Transforms/Transforms.h"
 #include "moka/Dialect/KV/IR/KVDialect.h"
+#include "moka/Dialect/KV/Transforms/Passes.h"
 #include "moka/Dialect/MoE/IR/MoEDialect.h"
 #include "moka/Dialect/MoE/Transforms/Passes.h"
 #include "moka/Pipelines/Pipelines.h"
@@ -163,6 +164,7 @@ void moka::registerMokaPasses() {
   registerMokaConversionPasses();
   kan::registerKANTransformsPasses();
   moe::registerMoETransformsPasses();
+  kv::registerKVTransformsPasses();
   registerMokaTransformsPasses();
   registerMokaPipelines();
 

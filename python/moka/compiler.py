@@ -115,7 +115,9 @@ class Function:
             if array.ndim > MAX_RANK:
                 raise MokaError(f"{self.name}: argument #{i} has rank "
                                 f"{array.ndim}, expected {expected}")
-            array = np.ascontiguousarray(array)
+            # (np.ascontiguousarray would turn a 0-d array into a 1-d one.)
+            if not array.flags.c_contiguous:
+                array = array.copy(order="C")
             arrays.append(array)
             t = _Tensor()
             t.data = array.ctypes.data if array.size else None

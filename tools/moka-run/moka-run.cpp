@@ -178,6 +178,13 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     fail("'" + inputFilename + "' could not be parsed or failed to verify");
+  {
+    // Caches become their storage tensors: the signature callers see.
+    PassManager expand(&context);
+    moka::buildCacheExpansion(expand);
+    if (failed(expand.run(*module)))
+      fail("the kv caches of '" + inputFilename + "' could not be lowered");
+  }
   if (failed(moka::loadWeights(*module, inputFilename, weightsFile)))
     fail("the weights of '" + inputFilename + "' could not be loaded");
 

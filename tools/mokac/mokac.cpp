@@ -312,6 +312,13 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     fail("'" + inputFilename + "' could not be parsed or failed to verify");
+  {
+    // Caches become their storage tensors: the signature callers see.
+    PassManager expand(&context);
+    moka::buildCacheExpansion(expand);
+    if (failed(expand.run(*module)))
+      fail("the kv caches of '" + inputFilename + "' could not be lowered");
+  }
 
   std::string prefix =
       modelName.getNumOccurrences() ? modelName.getValue() : defaultName();

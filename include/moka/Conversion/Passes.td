@@ -84,4 +84,36 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
   ];
 }
 
+def ConvertKVToLinalgPass : Pass<"convert-kv-to-linalg", "mlir::ModuleOp"> {
+  let summary = "Lower `kv` caches and operations to linalg on storage tensors";
+  let description = [{
+    A `!kv.cache` becomes its storage tensors (docs/kv.md) by a 1:N type
+    conversion, in function signatures, calls and returns too, so a host
+    program passes and keeps them between calls.
+
+    `kv.empty`: zero-filled storage. `kv.append`: the tokens written after
+    the `n` held (a run-time check that they fit the capacity); for a
+    quantized cache, the window and the new tokens are laid end to end, the
+    leading multiple of `G_t` that leaves the window is quantized (min/max
+    reductions per key group and channel, per token and value group; codes
+    rounded to nearest even and packed several to a byte) and written after
+    the compressed tokens, and the rest becomes the new window.
+
+    `kv.decode_attention`: scores of the query heads sharing a key/value
+    head (one contraction, keys dequantized in its body from the packed
+    codes and their group statistics), one softmax over the compressed and
+    window tokens, and the weighted sums of values (dequantized the same
+    way), divided by the softmax sum (zero without tokens). A latent cache
+    with up-projections reconstructs keys and values first (see
+    `kv-absorb-latent-projections` for the form that does not).
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::cf::ControlFlowDialect",
+    "mlir::linalg::LinalgDialect",
+    "mlir::math::MathDialect",
+    "mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // MOKA_CONVERSION_PASSES_TD

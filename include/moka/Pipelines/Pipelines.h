@@ -71,6 +71,11 @@ struct GPUPipelineOptions
       llvm::cl::init(false)};
 };
 
+/// `kv` caches expanded into their storage tensors (with the kv ops lowered):
+/// the signatures tools show and the C interface carries. The first passes
+/// of every pipeline; tools run them alone first to read signatures.
+void buildCacheExpansion(mlir::OpPassManager &pm);
+
 /// The first stage of every pipeline: moka's composite ops expanded,
 /// run-time shape checks added, moka's dialects lowered to linalg on
 /// tensors (with activations fused into row tiles of `fusionRowTile` rows

@@ -1,0 +1,862 @@
+//===- KVToLinalg.cpp - Lowering of `kv` to linalg on storage tensors -----===//
+//
+// A `!kv.cache` value becomes its storage tensors (docs/kv.md) through a 1:N
+// type conversion, in function signatures, calls and returns too; `kv`
+// operations become linalg, tensor and arith operations on that storage.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moka/Conversion/Passes.h"
+#include "moka/Dialect/KV/IR/KVOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <limits>
+
+namespace moka {
+#define GEN_PASS_DEF_CONVERTKVTOLINALGPASS
+#include "moka/Conversion/Passes.h.inc"
+} // namespace moka
+
+using namespace mlir;
+using namespace moka;
+using kv::CacheType;
+
+namespace {
+
+using utils::IteratorType;
+constexpr IteratorType kPar = IteratorType::parallel;
+constexpr IteratorType kRed = IteratorType::reduction;
+
+//===----------------------------------------------------------------------===//
+// Small builders
+//===----------------------------------------------------------------------===//
+
+Value indexConst(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+Value f32Const(OpBuilder &b, Location loc, double v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+
+/// A tensor of `shape` (mixed static and dynamic sizes) filled with `value`.
+Value filled(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> shape,
+             Value value) {
+  Value empty = tensor::EmptyOp::create(b, loc, shape, value.getType());
+  return linalg::FillOp::create(b, loc, value, empty).getResult(0);
+}
+
+SmallVector<OpFoldResult> mixedSizes(OpBuilder &b, Location loc, Value v) {
+  return tensor::getMixedSizes(b, loc, v);
+}
+
+/// `v[..., offset : offset + size, ...]` along dimension `dim`.
+Value sliceDim(OpBuilder &b, Location loc, Value v, int64_t dim,
+               OpFoldResult offset, OpFoldResult size) {
+  auto type = cast<RankedTensorType>(v.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> sizes = mixedSizes(b, loc, v);
+  SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+  offsets[dim] = offset;
+  sizes[dim] = size;
+  return tensor::ExtractSliceOp::create(b, loc, v, offsets, sizes, strides);
+}
+
+/// Writes `src` into `dest` at `offset` along dimension `dim` (zero
+/// elsewhere).
+Value insertDim(OpBuilder &b, Location loc, Value src, Value dest, int64_t dim,
+                OpFoldResult offset) {
+  auto type = cast<RankedTensorType>(src.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+  offsets[dim] = offset;
+  return tensor::InsertSliceOp::create(b, loc, src, dest, offsets,
+                                       mixedSizes(b, loc, src), strides);
+}
+
+/// An element-wise map of `inputs` (same shape as `init`) into `init`.
+Value elementwise(OpBuilder &b, Location loc, ValueRange inputs, Value init,
+                  function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
+  int64_t rank = cast<RankedTensorType>(init.getType()).getRank();
+  SmallVector<AffineMap> maps(inputs.size() + 1,
+                              b.getMultiDimIdentityMap(rank));
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, inputs, ValueRange{init},
+             maps, SmallVector<IteratorType>(rank, kPar),
+             [&](OpBuilder &nb, Location nloc, ValueRange args) {
+               linalg::YieldOp::create(nb, nloc,
+                                       fn(nb, nloc, args.drop_back()));
+             })
+      .getResult(0);
+}
+
+/// `v` converted to f32 (a copy only when it is not f32 already).
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getElementType().isF32())
+    return v;
+  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, v),
+                                       b.getF32Type());
+  return elementwise(b, loc, v, init,
+                     [](OpBuilder &nb, Location nloc, ValueRange a) {
+                       return arith::ExtFOp::create(nb, nloc, nb.getF32Type(),
+                                                    a[0])
+                           .getResult();
+                     });
+}
+
+/// `v` converted to element type `type` (float to float).
+Value toElement(OpBuilder &b, Location loc, Value v, Type type) {
+  auto src = cast<RankedTensorType>(v.getType());
+  if (src.getElementType() == type)
+    return v;
+  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, v), type);
+  return elementwise(
+      b, loc, v, init, [&](OpBuilder &nb, Location nloc, ValueRange a) {
+        if (type.getIntOrFloatBitWidth() <
+            a[0].getType().getIntOrFloatBitWidth())
+          return arith::TruncFOp::create(nb, nloc, type, a[0]).getResult();
+        return arith::ExtFOp::create(nb, nloc, type, a[0]).getResult();
+      });
+}
+
+/// The length of a cache (its 0-d i64 tensor) as an index.
+Value lengthOf(OpBuilder &b, Location loc, Value length) {
+  Value n = tensor::ExtractOp::create(b, loc, length, ValueRange{});
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), n);
+}
+
+Value lengthTensor(OpBuilder &b, Location loc, Value n) {
+  Value v = arith::IndexCastOp::create(b, loc, b.getI64Type(), n);
+  return tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({}, b.getI64Type()), ValueRange{v});
+}
+
+/// Tokens in the compressed part of a quantized cache holding `n`:
+/// G_t * ceil((n - R) / G_t) when n > R, else 0.
+Value compressedCount(OpBuilder &b, Location loc, Value n, CacheType type) {
+  Value window = indexConst(b, loc, type.getWindow());
+  Value group = indexConst(b, loc, type.getKeyGroup());
+  Value zero = indexConst(b, loc, 0);
+  Value over = arith::SubIOp::create(b, loc, n, window);
+  Value groups = arith::CeilDivSIOp::create(b, loc, over, group);
+  Value count = arith::MulIOp::create(b, loc, groups, group);
+  Value beyond =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, window);
+  return arith::SelectOp::create(b, loc, beyond, count, zero);
+}
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+/// Min and max of `x` over dimension `dim`, dropped from the result.
+std::pair<Value, Value> minMax(OpBuilder &b, Location loc, Value x,
+                               int64_t dim) {
+  auto type = cast<RankedTensorType>(x.getType());
+  int64_t rank = type.getRank();
+  SmallVector<OpFoldResult> sizes = mixedSizes(b, loc, x);
+  sizes.erase(sizes.begin() + dim);
+  float inf = std::numeric_limits<float>::infinity();
+  Value mnInit = filled(b, loc, sizes, f32Const(b, loc, inf));
+  Value mxInit = filled(b, loc, sizes, f32Const(b, loc, -inf));
+  SmallVector<AffineExpr> dropped;
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != dim)
+      dropped.push_back(b.getAffineDimExpr(d));
+  AffineMap id = b.getMultiDimIdentityMap(rank);
+  AffineMap out = AffineMap::get(rank, 0, dropped, b.getContext());
+  SmallVector<IteratorType> iterators(rank, kPar);
+  iterators[dim] = kRed;
+  auto op = linalg::GenericOp::create(
+      b, loc, TypeRange{mnInit.getType(), mxInit.getType()}, ValueRange{x},
+      ValueRange{mnInit, mxInit}, ArrayRef<AffineMap>{id, out, out},
+      iterators, [](OpBuilder &nb, Location nloc, ValueRange a) {
+        linalg::YieldOp::create(
+            nb, nloc,
+            ValueRange{arith::MinimumFOp::create(nb, nloc, a[0], a[1]),
+                       arith::MaximumFOp::create(nb, nloc, a[0], a[2])});
+      });
+  return {op.getResult(0), op.getResult(1)};
+}
+
+/// (max - min) / (2^bits - 1), element-wise.
+Value scaleOf(OpBuilder &b, Location loc, Value mn, Value mx, unsigned bits) {
+  Value levels = f32Const(b, loc, double((1u << bits) - 1));
+  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, mn),
+                                       b.getF32Type());
+  return elementwise(b, loc, ValueRange{mn, mx}, init,
+                     [&](OpBuilder &nb, Location nloc, ValueRange a) {
+                       Value range =
+                           arith::SubFOp::create(nb, nloc, a[1], a[0]);
+                       return arith::DivFOp::create(nb, nloc, range, levels)
+                           .getResult();
+                     });
+}
+
+/// Codes of `x` (rank N) given per-group statistics indexed by `statsMap`:
+/// clamp(roundeven((x - min) / scale), 0, 2^bits - 1), 0 where scale == 0,
+/// as i8 bit patterns.
+Value codesOf(OpBuilder &b, Location loc, Value x, Value mn, Value scale,
+              AffineMap statsMap, unsigned bits) {
+  auto type = cast<RankedTensorType>(x.getType());
+  int64_t rank = type.getRank();
+  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, x),
+                                       b.getI8Type());
+  AffineMap id = b.getMultiDimIdentityMap(rank);
+  Value zero = f32Const(b, loc, 0.0);
+  Value top = f32Const(b, loc, double((1u << bits) - 1));
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x, mn, scale},
+             ValueRange{init}, ArrayRef<AffineMap>{id, statsMap, statsMap, id},
+             SmallVector<IteratorType>(rank, kPar),
+             [&](OpBuilder &nb, Location nloc, ValueRange a) {
+               Value shifted = arith::SubFOp::create(nb, nloc, a[0], a[1]);
+               Value ratio = arith::DivFOp::create(nb, nloc, shifted, a[2]);
+               Value rounded = math::RoundEvenOp::create(nb, nloc, ratio);
+               Value clamped = arith::MinimumFOp::create(
+                   nb, nloc, arith::MaximumFOp::create(nb, nloc, rounded, zero),
+                   top);
+               Value flat = arith::CmpFOp::create(
+                   nb, nloc, arith::CmpFPredicate::OEQ, a[2], zero);
+               Value q = arith::SelectOp::create(nb, nloc, flat, zero, clamped);
+               Value wide = arith::FPToUIOp::create(nb, nloc,
+                                                    nb.getI32Type(), q);
+               linalg::YieldOp::create(
+                   nb, nloc,
+                   arith::TruncIOp::create(nb, nloc, nb.getI8Type(), wide)
+                       .getResult());
+             })
+      .getResult(0);
+}
+
+/// Packs the codes `[..., D]` (i8, values < 2^bits) into `[..., D*bits/8]`:
+/// channel d at bit (d*bits) % 8 of byte d*bits/8.
+Value pack(OpBuilder &b, Location loc, Value codes, unsigned bits) {
+  if (bits == 8)
+    return codes;
+  auto type = cast<RankedTensorType>(codes.getType());
+  int64_t rank = type.getRank();
+  int64_t perByte = 8 / bits;
+  int64_t d = type.getDimSize(rank - 1);
+  SmallVector<OpFoldResult> sizes = mixedSizes(b, loc, codes);
+  SmallVector<OpFoldResult> split(sizes.begin(), sizes.end() - 1);
+  split.push_back(b.getIndexAttr(d / perByte));
+  split.push_back(b.getIndexAttr(perByte));
+  SmallVector<ReassociationIndices> reassociation;
+  for (int64_t i = 0; i < rank - 1; ++i)
+    reassociation.push_back({i});
+  reassociation.push_back({rank - 1, rank});
+  SmallVector<int64_t> splitShape(type.getShape().drop_back());
+  splitShape.push_back(d / perByte);
+  splitShape.push_back(perByte);
+  Value grouped = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(splitShape, b.getI8Type()), codes,
+      reassociation, split);
+  SmallVector<OpFoldResult> outSizes(split.begin(), split.end() - 1);
+  Value init = filled(b, loc, outSizes,
+                      arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0)));
+  AffineMap id = b.getMultiDimIdentityMap(rank + 1);
+  AffineMap out = id.dropResult(rank);
+  SmallVector<IteratorType> iterators(rank + 1, kPar);
+  iterators[rank] = kRed;
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{grouped},
+             ValueRange{init}, ArrayRef<AffineMap>{id, out}, iterators,
+             [&](OpBuilder &nb, Location nloc, ValueRange a) {
+               // The bits are disjoint: adding is or-ing.
+               Value lane = linalg::IndexOp::create(nb, nloc, rank);
+               Value shift = arith::MulIOp::create(
+                   nb, nloc,
+                   arith::IndexCastOp::create(nb, nloc, nb.getI8Type(), lane),
+                   arith::ConstantOp::create(nb, nloc,
+                                             nb.getI8IntegerAttr(bits)));
+               Value placed = arith::ShLIOp::create(nb, nloc, a[0], shift);
+               linalg::YieldOp::create(
+                   nb, nloc, arith::AddIOp::create(nb, nloc, a[1], placed)
+                                 .getResult());
+             })
+      .getResult(0);
+}
+
+/// Dequantizes a code read from a packed byte: the code of channel `d`
+/// (an index) from `byte`, times `scale` plus `mn`.
+Value dequantize(OpBuilder &b, Location loc, Value byte, Value d, Value scale,
+                 Value mn, unsigned bits) {
+  Value wide = arith::ExtUIOp::create(b, loc, b.getI32Type(), byte);
+  if (bits != 8) {
+    int64_t perByte = 8 / bits;
+    Value lane = arith::RemUIOp::create(b, loc, d, indexConst(b, loc, perByte));
+    Value shift = arith::MulIOp::create(
+        b, loc, arith::IndexCastOp::create(b, loc, b.getI32Type(), lane),
+        arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(bits)));
+    Value shifted = arith::ShRUIOp::create(b, loc, wide, shift);
+    wide = arith::AndIOp::create(
+        b, loc, shifted,
+        arith::ConstantOp::create(b, loc,
+                                  b.getI32IntegerAttr((1 << bits) - 1)));
+  }
+  Value code = arith::UIToFPOp::create(b, loc, b.getF32Type(), wide);
+  return arith::AddFOp::create(
+      b, loc, arith::MulFOp::create(b, loc, code, scale), mn);
+}
+
+//===----------------------------------------------------------------------===//
+// Attention pieces
+//===----------------------------------------------------------------------===//
+
+/// The grouped query `[B, H_kv, g, D]` of `q[B, H_q, D]`.
+Value groupQuery(OpBuilder &b, Location loc, Value q, int64_t kvHeads) {
+  auto type = cast<RankedTensorType>(q.getType());
+  int64_t hq = type.getDimSize(1);
+  SmallVector<int64_t> shape = {type.getDimSize(0), kvHeads, hq / kvHeads,
+                                type.getDimSize(2)};
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(shape, type.getElementType()), q,
+      SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+}
+
+/// Scores `s[b, h, i, t] = scale * sum_d q[b, h, i, d] * k[b, h, t, d]` over
+/// float keys `k[B, H, n, D]`.
+Value floatScores(OpBuilder &b, Location loc, Value q4, Value keys,
+                  double scale) {
+  auto qt = cast<RankedTensorType>(q4.getType());
+  SmallVector<OpFoldResult> shape = {
+      b.getIndexAttr(qt.getDimSize(0)), b.getIndexAttr(qt.getDimSize(1)),
+      b.getIndexAttr(qt.getDimSize(2)), tensor::getMixedSize(b, loc, keys, 2)};
+  Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
+  MLIRContext *ctx = b.getContext();
+  AffineExpr bb, h, i, t, d;
+  bindDims(ctx, bb, h, i, t, d);
+  auto map = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(5, 0, r, ctx);
+  };
+  Value s = linalg::GenericOp::create(
+                b, loc, TypeRange{init.getType()}, ValueRange{q4, keys},
+                ValueRange{init},
+                ArrayRef<AffineMap>{map({bb, h, i, d}), map({bb, h, t, d}),
+                                    map({bb, h, i, t})},
+                ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+                [](OpBuilder &nb, Location nloc, ValueRange a) {
+                  Value k = a[1];
+                  if (!k.getType().isF32())
+                    k = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), k);
+                  Value p = arith::MulFOp::create(nb, nloc, a[0], k);
+                  linalg::YieldOp::create(
+                      nb, nloc, arith::AddFOp::create(nb, nloc, a[2], p)
+                                    .getResult());
+                })
+                .getResult(0);
+  Value factor = f32Const(b, loc, scale);
+  return elementwise(b, loc, s, s,
+                     [&](OpBuilder &nb, Location nloc, ValueRange a) {
+                       return arith::MulFOp::create(nb, nloc, a[0], factor)
+                           .getResult();
+                     });
+}
+
+/// Scores over quantized keys: codes `[B, H, n, P]`, statistics
+/// `[B, H, n / G_t, D]`, dequantized as they are read.
+Value quantizedScores(OpBuilder &b, Location loc, Value q4, Value codes,
+                      Value kscale, Value kmin, CacheType type, double scale,
+                      Value n) {
+  auto qt = cast<RankedTensorType>(q4.getType());
+  SmallVector<OpFoldResult> shape = {
+      b.getIndexAttr(qt.getDimSize(0)), b.getIndexAttr(qt.getDimSize(1)),
+      b.getIndexAttr(qt.getDimSize(2)), OpFoldResult(n)};
+  Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
+  MLIRContext *ctx = b.getContext();
+  unsigned bits = type.getBits();
+  int64_t perByte = 8 / bits;
+  AffineExpr bb, h, i, t, d;
+  bindDims(ctx, bb, h, i, t, d);
+  auto map = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(5, 0, r, ctx);
+  };
+  int64_t g = type.getKeyGroup();
+  Value s =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{init.getType()},
+          ValueRange{q4, codes, kscale, kmin}, ValueRange{init},
+          ArrayRef<AffineMap>{map({bb, h, i, d}),
+                              map({bb, h, t, d.floorDiv(perByte)}),
+                              map({bb, h, t.floorDiv(g), d}),
+                              map({bb, h, t.floorDiv(g), d}),
+                              map({bb, h, i, t})},
+          ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+          [&](OpBuilder &nb, Location nloc, ValueRange a) {
+            Value dIndex = linalg::IndexOp::create(nb, nloc, 4);
+            Value k = dequantize(nb, nloc, a[1], dIndex, a[2], a[3], bits);
+            Value p = arith::MulFOp::create(nb, nloc, a[0], k);
+            linalg::YieldOp::create(
+                nb, nloc, arith::AddFOp::create(nb, nloc, a[4], p).getResult());
+          })
+          .getResult(0);
+  Value factor = f32Const(b, loc, scale);
+  return elementwise(b, loc, s, s,
+                     [&](OpBuilder &nb, Location nloc, ValueRange a) {
+                       return arith::MulFOp::create(nb, nloc, a[0], factor)
+                           .getResult();
+                     });
+}
+
+/// Softmax weights of scores `s[B, H, g, n]`: `p = exp(s - max)` per row,
+/// with their row sum in `sum`.
+Value softmaxWeights(OpBuilder &b, Location loc, Value s, Value &sum) {
+  auto type = cast<RankedTensorType>(s.getType());
+  SmallVector<OpFoldResult> rowShape = mixedSizes(b, loc, s);
+  rowShape.pop_back();
+  float inf = std::numeric_limits<float>::infinity();
+  MLIRContext *ctx = b.getContext();
+  AffineMap id = b.getMultiDimIdentityMap(4);
+  AffineMap row = AffineMap::get(4, 0,
+                                 {b.getAffineDimExpr(0), b.getAffineDimExpr(1),
+                                  b.getAffineDimExpr(2)},
+                                 ctx);
+  SmallVector<IteratorType> reduce = {kPar, kPar, kPar, kRed};
+  Value mInit = filled(b, loc, rowShape, f32Const(b, loc, -inf));
+  Value m = linalg::GenericOp::create(
+                b, loc, TypeRange{mInit.getType()}, ValueRange{s},
+                ValueRange{mInit}, ArrayRef<AffineMap>{id, row}, reduce,
+                [](OpBuilder &nb, Location nloc, ValueRange a) {
+                  linalg::YieldOp::create(
+                      nb, nloc,
+                      arith::MaximumFOp::create(nb, nloc, a[0], a[1])
+                          .getResult());
+                })
+                .getResult(0);
+  Value pInit = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, s),
+                                        type.getElementType());
+  Value p = linalg::GenericOp::create(
+                b, loc, TypeRange{pInit.getType()}, ValueRange{s, m},
+                ValueRange{pInit}, ArrayRef<AffineMap>{id, row, id},
+                SmallVector<IteratorType>(4, kPar),
+                [](OpBuilder &nb, Location nloc, ValueRange a) {
+                  Value x = arith::SubFOp::create(nb, nloc, a[0], a[1]);
+                  linalg::YieldOp::create(
+                      nb, nloc, math::ExpOp::create(nb, nloc, x).getResult());
+                })
+                .getResult(0);
+  Value lInit = filled(b, loc, rowShape, f32Const(b, loc, 0.0));
+  sum = linalg::GenericOp::create(
+            b, loc, TypeRange{lInit.getType()}, ValueRange{p},
+            ValueRange{lInit}, ArrayRef<AffineMap>{id, row}, reduce,
+            [](OpBuilder &nb, Location nloc, ValueRange a) {
+              linalg::YieldOp::create(
+                  nb, nloc,
+                  arith::AddFOp::create(nb, nloc, a[0], a[1]).getResult());
+            })
+            .getResult(0);
+  return p;
+}
+
+/// `acc[b, h, i, d] += sum_t p[b, h, i, t] * v[b, h, t, d]` over float
+/// values.
+Value floatWeightedSum(OpBuilder &b, Location loc, Value p, Value values,
+                       Value acc) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr bb, h, i, d, t;
+  bindDims(ctx, bb, h, i, d, t);
+  auto map = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(5, 0, r, ctx);
+  };
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{p, values},
+             ValueRange{acc},
+             ArrayRef<AffineMap>{map({bb, h, i, t}), map({bb, h, t, d}),
+                                 map({bb, h, i, d})},
+             ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+             [](OpBuilder &nb, Location nloc, ValueRange a) {
+               Value v = a[1];
+               if (!v.getType().isF32())
+                 v = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), v);
+               Value prod = arith::MulFOp::create(nb, nloc, a[0], v);
+               linalg::YieldOp::create(
+                   nb, nloc,
+                   arith::AddFOp::create(nb, nloc, a[2], prod).getResult());
+             })
+      .getResult(0);
+}
+
+/// The same over quantized values: codes `[B, H, n, P]`, statistics
+/// `[B, H, n, D / G_c]`.
+Value quantizedWeightedSum(OpBuilder &b, Location loc, Value p, Value codes,
+                           Value vscale, Value vmin, CacheType type,
+                           Value acc) {
+  MLIRContext *ctx = b.getContext();
+  unsigned bits = type.getBits();
+  int64_t perByte = 8 / bits;
+  int64_t gc = type.getValueGroup();
+  AffineExpr bb, h, i, d, t;
+  bindDims(ctx, bb, h, i, d, t);
+  auto map = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(5, 0, r, ctx);
+  };
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()},
+             ValueRange{p, codes, vscale, vmin}, ValueRange{acc},
+             ArrayRef<AffineMap>{map({bb, h, i, t}),
+                                 map({bb, h, t, d.floorDiv(perByte)}),
+                                 map({bb, h, t, d.floorDiv(gc)}),
+                                 map({bb, h, t, d.floorDiv(gc)}),
+                                 map({bb, h, i, d})},
+             ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+             [&](OpBuilder &nb, Location nloc, ValueRange a) {
+               Value dIndex = linalg::IndexOp::create(nb, nloc, 3);
+               Value v = dequantize(nb, nloc, a[1], dIndex, a[2], a[3], bits);
+               Value prod = arith::MulFOp::create(nb, nloc, a[0], v);
+               linalg::YieldOp::create(
+                   nb, nloc,
+                   arith::AddFOp::create(nb, nloc, a[4], prod).getResult());
+             })
+      .getResult(0);
+}
+
+/// `acc / l`, and 0 where no token contributed (l == 0).
+Value normalize(OpBuilder &b, Location loc, Value acc, Value l) {
+  MLIRContext *ctx = b.getContext();
+  AffineMap id = b.getMultiDimIdentityMap(4);
+  AffineMap row = AffineMap::get(4, 0,
+                                 {b.getAffineDimExpr(0), b.getAffineDimExpr(1),
+                                  b.getAffineDimExpr(2)},
+                                 ctx);
+  Value zero = f32Const(b, loc, 0.0);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{l}, ValueRange{acc},
+             ArrayRef<AffineMap>{row, id}, SmallVector<IteratorType>(4, kPar),
+             [&](OpBuilder &nb, Location nloc, ValueRange a) {
+               Value q = arith::DivFOp::create(nb, nloc, a[1], a[0]);
+               Value any = arith::CmpFOp::create(
+                   nb, nloc, arith::CmpFPredicate::OGT, a[0], zero);
+               linalg::YieldOp::create(
+                   nb, nloc,
+                   arith::SelectOp::create(nb, nloc, any, q, zero).getResult());
+             })
+      .getResult(0);
+}
+
+/// Attention of `q4[B, H, g, D]` over float keys and values `[B, H, n, D]`.
+Value floatAttention(OpBuilder &b, Location loc, Value q4, Value keys,
+                     Value values, double scale) {
+  Value s = floatScores(b, loc, q4, keys, scale);
+  Value l;
+  Value p = softmaxWeights(b, loc, s, l);
+  Value acc = filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
+  acc = floatWeightedSum(b, loc, p, values, acc);
+  return normalize(b, loc, acc, l);
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+struct EmptyLowering : public OpConversionPattern<kv::EmptyOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(kv::EmptyOp op, OneToNOpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<CacheType>(op.getType());
+    SmallVector<Value> storage;
+    for (RankedTensorType t : type.getStorageTypes()) {
+      SmallVector<OpFoldResult> shape;
+      for (int64_t d : t.getShape())
+        shape.push_back(rewriter.getIndexAttr(d));
+      Value zero = arith::ConstantOp::create(
+          rewriter, loc, rewriter.getZeroAttr(t.getElementType()));
+      storage.push_back(filled(rewriter, loc, shape, zero));
+    }
+    rewriter.replaceOpWithMultiple(op, {storage});
+    return success();
+  }
+};
+
+struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(kv::AppendOp op, OneToNOpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    auto type = cast<CacheType>(op.getType());
+    SmallVector<Value> storage(adaptor.getCache().begin(),
+                               adaptor.getCache().end());
+    Value keys = adaptor.getKeys().front();
+    Value values =
+        adaptor.getValues().empty() ? Value() : adaptor.getValues().front();
+    int64_t tokenDim = type.isLatent() ? 1 : 2;
+    Value n = lengthOf(b, loc, storage.back());
+    Value count = tensor::DimOp::create(b, loc, keys, tokenDim);
+    Value total = arith::AddIOp::create(b, loc, n, count);
+    Value fits = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ule, total,
+        indexConst(b, loc, type.getCapacity()));
+    cf::AssertOp::create(b, loc, fits,
+                         "kv.append: the tokens do not fit in the cache's "
+                         "capacity");
+    Value length = lengthTensor(b, loc, total);
+
+    if (!type.isQuantized()) {
+      Type elt = type.getFormat();
+      SmallVector<Value> result;
+      result.push_back(insertDim(b, loc, toElement(b, loc, keys, elt),
+                                 storage[0], tokenDim, n));
+      if (!type.isLatent())
+        result.push_back(insertDim(b, loc, toElement(b, loc, values, elt),
+                                   storage[1], tokenDim, n));
+      result.push_back(length);
+      rewriter.replaceOpWithMultiple(op, {result});
+      return success();
+    }
+
+    // Window + new tokens, in order; the first `moved` of them (a multiple
+    // of G_t) go to the compressed part, the rest form the new window.
+    Value ncOld = compressedCount(b, loc, n, type);
+    Value ncNew = compressedCount(b, loc, total, type);
+    Value moved = arith::SubIOp::create(b, loc, ncNew, ncOld);
+    Value wOld = arith::SubIOp::create(b, loc, n, ncOld);
+    Value wNew = arith::SubIOp::create(b, loc, total, ncNew);
+    Value pendingLen = arith::AddIOp::create(b, loc, wOld, count);
+    auto pendingOf = [&](Value window, Value fresh) {
+      SmallVector<OpFoldResult> shape = mixedSizes(b, loc, window);
+      shape[2] = pendingLen;
+      Value pending = tensor::EmptyOp::create(b, loc, shape, b.getF32Type());
+      pending = insertDim(b, loc, sliceDim(b, loc, window, 2,
+                                           b.getIndexAttr(0), wOld),
+                          pending, 2, b.getIndexAttr(0));
+      return insertDim(b, loc, toF32(b, loc, fresh), pending, 2, wOld);
+    };
+    Value pendingK = pendingOf(storage[6], keys);
+    Value pendingV = pendingOf(storage[7], values);
+    Value newWk = insertDim(
+        b, loc, sliceDim(b, loc, pendingK, 2, moved, wNew), storage[6], 2,
+        b.getIndexAttr(0));
+    Value newWv = insertDim(
+        b, loc, sliceDim(b, loc, pendingV, 2, moved, wNew), storage[7], 2,
+        b.getIndexAttr(0));
+
+    unsigned bits = type.getBits();
+    int64_t gt = type.getKeyGroup(), gc = type.getValueGroup();
+    int64_t bsz = type.getBatch(), h = type.getHeads(), d = type.getHeadSize();
+    MLIRContext *ctx = b.getContext();
+    Value groups =
+        arith::DivUIOp::create(b, loc, moved, indexConst(b, loc, gt));
+
+    // Keys: per channel over groups of G_t tokens.
+    Value movingK = sliceDim(b, loc, pendingK, 2, b.getIndexAttr(0), moved);
+    Value kGrouped = tensor::ExpandShapeOp::create(
+        b, loc,
+        RankedTensorType::get({bsz, h, ShapedType::kDynamic, gt, d},
+                              b.getF32Type()),
+        movingK, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(h),
+                                  groups, b.getIndexAttr(gt),
+                                  b.getIndexAttr(d)});
+    auto [kmn, kmx] = minMax(b, loc, kGrouped, 3);
+    Value kscale = scaleOf(b, loc, kmn, kmx, bits);
+    AffineExpr e0, e1, e2, e3, e4;
+    bindDims(ctx, e0, e1, e2, e3, e4);
+    Value kCodes = codesOf(b, loc, kGrouped, kmn, kscale,
+                           AffineMap::get(5, 0, {e0, e1, e2, e4}, ctx), bits);
+    kCodes = tensor::CollapseShapeOp::create(
+        b, loc, kCodes,
+        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+    Value groupOffset =
+        arith::DivUIOp::create(b, loc, ncOld, indexConst(b, loc, gt));
+
+    // Values: per token over groups of G_c channels.
+    Value movingV = sliceDim(b, loc, pendingV, 2, b.getIndexAttr(0), moved);
+    Value vGrouped = tensor::ExpandShapeOp::create(
+        b, loc,
+        RankedTensorType::get({bsz, h, ShapedType::kDynamic, d / gc, gc},
+                              b.getF32Type()),
+        movingV, SmallVector<ReassociationIndices>{{0}, {1}, {2}, {3, 4}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(h),
+                                  moved, b.getIndexAttr(d / gc),
+                                  b.getIndexAttr(gc)});
+    auto [vmn, vmx] = minMax(b, loc, vGrouped, 4);
+    Value vscale = scaleOf(b, loc, vmn, vmx, bits);
+    Value vCodes = codesOf(b, loc, vGrouped, vmn, vscale,
+                           AffineMap::get(5, 0, {e0, e1, e2, e3}, ctx), bits);
+    vCodes = tensor::CollapseShapeOp::create(
+        b, loc, vCodes,
+        SmallVector<ReassociationIndices>{{0}, {1}, {2}, {3, 4}});
+
+    SmallVector<Value> result = {
+        insertDim(b, loc, pack(b, loc, kCodes, bits), storage[0], 2, ncOld),
+        insertDim(b, loc, kscale, storage[1], 2, groupOffset),
+        insertDim(b, loc, kmn, storage[2], 2, groupOffset),
+        insertDim(b, loc, pack(b, loc, vCodes, bits), storage[3], 2, ncOld),
+        insertDim(b, loc, vscale, storage[4], 2, ncOld),
+        insertDim(b, loc, vmn, storage[5], 2, ncOld),
+        newWk,
+        newWv,
+        length};
+    rewriter.replaceOpWithMultiple(op, {result});
+    return success();
+  }
+};
+
+struct DecodeAttentionLowering
+    : public OpConversionPattern<kv::DecodeAttentionOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(kv::DecodeAttentionOp op, OneToNOpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    auto type = cast<CacheType>(op.getCache().getType());
+    ValueRange storage = adaptor.getCache();
+    Value q = adaptor.getQuery().front();
+    double scale = op.getEffectiveScale();
+    Value n = lengthOf(b, loc, storage.back());
+    auto qType = cast<RankedTensorType>(q.getType());
+    int64_t bsz = type.getBatch();
+    Value o4;
+
+    if (type.isLatent()) {
+      // The latent c[B, n, r].
+      Value c = sliceDim(b, loc, storage[0], 1, b.getIndexAttr(0), n);
+      if (op.getUpKeys()) {
+        // Keys and values reconstructed per head: [B, H, n, D].
+        int64_t h = type.getHeads(), d = type.getHeadSize();
+        auto reconstruct = [&](Value up) {
+          SmallVector<OpFoldResult> shape = {
+              b.getIndexAttr(bsz), b.getIndexAttr(h), n, b.getIndexAttr(d)};
+          Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
+          MLIRContext *ctx = b.getContext();
+          AffineExpr bb, hh, t, dd, r;
+          bindDims(ctx, bb, hh, t, dd, r);
+          auto map = [&](ArrayRef<AffineExpr> res) {
+            return AffineMap::get(5, 0, res, ctx);
+          };
+          return linalg::GenericOp::create(
+                     b, loc, TypeRange{init.getType()}, ValueRange{c, up},
+                     ValueRange{init},
+                     ArrayRef<AffineMap>{map({bb, t, r}), map({r, hh, dd}),
+                                         map({bb, hh, t, dd})},
+                     ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+                     [](OpBuilder &nb, Location nloc, ValueRange a) {
+                       Value x = a[0];
+                       if (!x.getType().isF32())
+                         x = arith::ExtFOp::create(nb, nloc, nb.getF32Type(),
+                                                   x);
+                       Value p = arith::MulFOp::create(nb, nloc, x, a[1]);
+                       linalg::YieldOp::create(
+                           nb, nloc,
+                           arith::AddFOp::create(nb, nloc, a[2], p)
+                               .getResult());
+                     })
+              .getResult(0);
+        };
+        Value keys = reconstruct(adaptor.getUpKeys().front());
+        Value values = reconstruct(adaptor.getUpValues().front());
+        o4 = floatAttention(b, loc, groupQuery(b, loc, q, h), keys, values,
+                            scale);
+      } else {
+        // Attention on the latent itself: one key/value head of size r.
+        auto cType = cast<RankedTensorType>(c.getType());
+        Value c4 = tensor::ExpandShapeOp::create(
+            b, loc,
+            RankedTensorType::get({bsz, 1, ShapedType::kDynamic,
+                                   type.getRank()},
+                                  cType.getElementType()),
+            c, SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}},
+            SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(1),
+                                      n, b.getIndexAttr(type.getRank())});
+        o4 = floatAttention(b, loc, groupQuery(b, loc, q, 1), c4, c4, scale);
+      }
+    } else if (!type.isQuantized()) {
+      Value keys = sliceDim(b, loc, storage[0], 2, b.getIndexAttr(0), n);
+      Value values = sliceDim(b, loc, storage[1], 2, b.getIndexAttr(0), n);
+      o4 = floatAttention(b, loc, groupQuery(b, loc, q, type.getHeads()), keys,
+                          values, scale);
+    } else {
+      // Scores of the compressed tokens then of the window, one softmax over
+      // both, then the two weighted sums.
+      Value q4 = groupQuery(b, loc, q, type.getHeads());
+      Value nc = compressedCount(b, loc, n, type);
+      Value w = arith::SubIOp::create(b, loc, n, nc);
+      Value groups = arith::DivUIOp::create(
+          b, loc, nc, indexConst(b, loc, type.getKeyGroup()));
+      OpFoldResult origin = b.getIndexAttr(0);
+      Value kcodes = sliceDim(b, loc, storage[0], 2, origin, nc);
+      Value kscale = sliceDim(b, loc, storage[1], 2, origin, groups);
+      Value kmin = sliceDim(b, loc, storage[2], 2, origin, groups);
+      Value vcodes = sliceDim(b, loc, storage[3], 2, origin, nc);
+      Value vscale = sliceDim(b, loc, storage[4], 2, origin, nc);
+      Value vmin = sliceDim(b, loc, storage[5], 2, origin, nc);
+      Value wk = sliceDim(b, loc, storage[6], 2, origin, w);
+      Value wv = sliceDim(b, loc, storage[7], 2, origin, w);
+      Value sc = quantizedScores(b, loc, q4, kcodes, kscale, kmin, type, scale,
+                                 nc);
+      Value sw = floatScores(b, loc, q4, wk, scale);
+      SmallVector<OpFoldResult> shape = mixedSizes(b, loc, sc);
+      shape[3] = n;
+      Value s = tensor::EmptyOp::create(b, loc, shape, b.getF32Type());
+      s = insertDim(b, loc, sc, s, 3, origin);
+      s = insertDim(b, loc, sw, s, 3, nc);
+      Value l;
+      Value p = softmaxWeights(b, loc, s, l);
+      Value acc =
+          filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
+      acc = quantizedWeightedSum(b, loc, sliceDim(b, loc, p, 3, origin, nc),
+                                 vcodes, vscale, vmin, type, acc);
+      acc = floatWeightedSum(b, loc, sliceDim(b, loc, p, 3, nc, w), wv, acc);
+      o4 = normalize(b, loc, acc, l);
+    }
+    Value o = tensor::CollapseShapeOp::create(
+        b, loc, qType, o4,
+        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+    rewriter.replaceOp(op, o);
+    return success();
+  }
+};
+
+struct ConvertKVToLinalgPass
+    : public moka::impl::ConvertKVToLinalgPassBase<ConvertKVToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    TypeConverter converter;
+    converter.addConversion([](Type t) { return t; });
+    converter.addConversion(
+        [](CacheType t, SmallVectorImpl<Type> &results) -> LogicalResult {
+          for (RankedTensorType s : t.getStorageTypes())
+            results.push_back(s);
+          return success();
+        });
+
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<kv::KVDialect>();
+    target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
+                           linalg::LinalgDialect, math::MathDialect,
+                           tensor::TensorDialect>();
+    target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
+      return converter.isSignatureLegal(op.getFunctionType()) &&
+             converter.isLegal(&op.getBody());
+    });
+    target.addDynamicallyLegalOp<func::ReturnOp, func::CallOp>(
+        [&](Operation *op) { return converter.isLegal(op); });
+
+    RewritePatternSet patterns(ctx);
+    patterns.add<EmptyLowering, AppendLowering, DecodeAttentionLowering>(
+        converter, ctx);
+    populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
+                                                                   converter);
+    populateReturnOpTypeConversionPattern(patterns, converter);
+    populateCallOpTypeConversionPattern(patterns, converter);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
