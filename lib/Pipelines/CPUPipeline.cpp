@@ -41,14 +41,17 @@
 
 using namespace mlir;
 
-void moka::buildCacheExpansion(OpPassManager &pm) {
+void moka::buildCacheExpansion(OpPassManager &pm, bool cpuKernels) {
   pm.addPass(kv::createKVAbsorbLatentProjectionsPass());
-  pm.addPass(createConvertKVToLinalgPass());
+  ConvertKVToLinalgPassOptions kvOptions;
+  kvOptions.cpuKernels = cpuKernels;
+  pm.addPass(createConvertKVToLinalgPass(kvOptions));
 }
 
 void moka::buildLoweringToLinalg(OpPassManager &pm,
-                                 std::optional<int64_t> fusionRowTile) {
-  buildCacheExpansion(pm);
+                                 std::optional<int64_t> fusionRowTile,
+                                 bool cpuKernels) {
+  buildCacheExpansion(pm, cpuKernels);
   pm.addPass(kan::createKANExpandLayersPass());
   pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());
@@ -89,7 +92,7 @@ void moka::buildBufferization(OpPassManager &pm,
 
 void moka::buildCPUCodegenPipeline(OpPassManager &pm,
                                    const CPUPipelineOptions &options) {
-  buildLoweringToLinalg(pm, options.rowTile.getValue());
+  buildLoweringToLinalg(pm, options.rowTile.getValue(), /*cpuKernels=*/true);
   TileAndVectorizePassOptions tiling;
   tiling.vectorSize = options.vectorSize;
   pm.addNestedPass<func::FuncOp>(createTileAndVectorizePass(tiling));
@@ -107,6 +110,7 @@ void moka::buildCPUCodegenPipeline(OpPassManager &pm,
 void moka::buildCPUPipeline(OpPassManager &pm,
                             const CPUPipelineOptions &options) {
   buildCPUCodegenPipeline(pm, options);
+  pm.addNestedPass<func::FuncOp>(createApproximateMathPass());
   if (options.reportChecks)
     pm.addPass(createLowerRuntimeChecksPass());
 

@@ -72,7 +72,8 @@ def run(module, function, *inputs, benchmark=0, serial=False, device="cpu",
         args = [tool, str(module), f"--function={function}"]
         for i, array in enumerate(inputs):
             p = os.path.join(tmp, f"in{i}.npy")
-            np.save(p, np.ascontiguousarray(array))
+            # (np.ascontiguousarray would turn a 0-d array into a 1-d one.)
+            np.save(p, np.asarray(array, order="C"))
             args.append(f"--input=@{p}")
         n_out = _count_results(module, function)
         outs = [os.path.join(tmp, f"out{i}.npy") for i in range(n_out)]
@@ -103,7 +104,10 @@ def run(module, function, *inputs, benchmark=0, serial=False, device="cpu",
 
 
 def _count_results(module, function):
-    """Number of results of `function`, read from its signature."""
+    """Number of results of `function`, read from its signature; a result
+    of `!kv.cache<...>` type counts as the tensors that stand for it
+    (docs/kv.md: 9 for a quantized cache, 3 for a float one, 2 for a latent
+    one)."""
     with open(module) as f:
         text = f.read()
     m = re.search(r"func\.func\s+(?:public\s+)?@" + re.escape(function) +
@@ -125,9 +129,70 @@ def _count_results(module, function):
         return 0
     rest = rest[2:].lstrip()
     if rest.startswith("("):
-        body = rest[1:rest.index(")")]
-        return body.count("tensor<") + body.count("memref<")
-    return 1
+        types = _split_types(_balanced(rest, "(", ")")[1:-1])
+    else:
+        types = [_one_type(rest)]
+    aliases = dict(re.findall(r"^\s*!([\w.$-]+)\s*=\s*(\S.*?)\s*$", text,
+                              re.M))
+    return sum(_storage_count(t, aliases) for t in types if t)
+
+
+def _balanced(text, open_, close):
+    """The prefix of `text` up to the bracket that closes its first one."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == open_:
+            depth += 1
+        elif ch == close:
+            depth -= 1
+            if depth == 0:
+                return text[:i + 1]
+    return text
+
+
+def _one_type(text):
+    """The type at the start of `text` (angle brackets balanced)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "<":
+            depth += 1
+        elif ch == ">" and depth:
+            depth -= 1
+        elif depth == 0 and (ch.isspace() or ch in "{,"):
+            return text[:i]
+    return text
+
+
+def _split_types(text):
+    """A comma-separated type list, split at top-level commas; result
+    attributes ({...}) dropped."""
+    types, depth, start = [], 0, 0
+    for i, ch in enumerate(text + ","):
+        if ch in "<([{":
+            depth += 1
+        elif ch in ">)]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            types.append(_one_type(text[start:i].strip()))
+            start = i + 1
+    return types
+
+
+def _storage_count(type_text, aliases):
+    """How many tensors a result of this type is at moka-run's boundary."""
+    for _ in range(8):
+        if type_text.startswith("!") and not type_text.startswith(
+                "!kv.cache") and type_text[1:] in aliases:
+            type_text = aliases[type_text[1:]]
+    m = re.match(r"!kv\.cache<([^>]*)>", type_text)
+    if not m:
+        return 1
+    params = [p.strip() for p in m.group(1).split(",")]
+    if any(re.match(r"rank\s*=", p) for p in params):
+        return 2
+    if len(params) > 1 and params[1] in ("i8", "i4", "i2"):
+        return 9
+    return 3
 
 
 def cuda_devices():

@@ -315,7 +315,7 @@ int main(int argc, char **argv) {
   {
     // Caches become their storage tensors: the signature callers see.
     PassManager expand(&context);
-    moka::buildCacheExpansion(expand);
+    moka::buildCacheExpansion(expand, /*cpuKernels=*/!gpu);
     if (failed(expand.run(*module)))
       fail("the kv caches of '" + inputFilename + "' could not be lowered");
   }

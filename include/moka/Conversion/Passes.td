@@ -106,13 +106,25 @@ def ConvertKVToLinalgPass : Pass<"convert-kv-to-linalg", "mlir::ModuleOp"> {
     way), divided by the softmax sum (zero without tokens). A latent cache
     with up-projections reconstructs keys and values first (see
     `kv-absorb-latent-projections` for the form that does not).
+
+    With `cpu-kernels`, attention on quantized caches is instead explicit
+    vector code in an `scf.forall` over (sequence, key/value head): codes
+    unpacked into bit planes in registers, the query scaled by each key
+    group's scales once per group, value statistics applied per plane and
+    per value group (docs/kv.md).
   }];
+  let options = [
+    Option<"cpuKernels", "cpu-kernels", "bool", /*default=*/"false",
+           "Explicit vector kernels for CPUs (else linalg only)">,
+  ];
   let dependentDialects = [
     "mlir::arith::ArithDialect",
     "mlir::cf::ControlFlowDialect",
     "mlir::linalg::LinalgDialect",
     "mlir::math::MathDialect",
+    "mlir::scf::SCFDialect",
     "mlir::tensor::TensorDialect",
+    "mlir::vector::VectorDialect",
   ];
 }
 

@@ -74,14 +74,15 @@ struct GPUPipelineOptions
 /// `kv` caches expanded into their storage tensors (with the kv ops lowered):
 /// the signatures tools show and the C interface carries. The first passes
 /// of every pipeline; tools run them alone first to read signatures.
-void buildCacheExpansion(mlir::OpPassManager &pm);
+void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false);
 
 /// The first stage of every pipeline: moka's composite ops expanded,
 /// run-time shape checks added, moka's dialects lowered to linalg on
 /// tensors (with activations fused into row tiles of `fusionRowTile` rows
 /// around matrix products when given).
 void buildLoweringToLinalg(mlir::OpPassManager &pm,
-                           std::optional<int64_t> fusionRowTile);
+                           std::optional<int64_t> fusionRowTile,
+                           bool cpuKernels = false);
 
 /// One-shot bufferization of whole modules (identity layouts at function
 /// boundaries) and ownership-based deallocation; `beforeDeallocation` adds

@@ -193,4 +193,20 @@ def MergeGPUModulesPass : Pass<"moka-merge-gpu-modules", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::gpu::GPUDialect"];
 }
 
+def ApproximateMathPass : Pass<"moka-approximate-math", "mlir::func::FuncOp"> {
+  let summary = "Polynomial approximations of f32 exp (scalar and vector)";
+  let description = [{
+    Without it, `math.exp` becomes `llvm.intr.exp`, which the x86 backend
+    lowers to a libm call per vector lane. The upstream polynomial
+    approximation (range reduction, a degree-5 polynomial and exponent
+    bit manipulation: about 1 ulp) is branch-free vector code. Applied to
+    f32 `math.exp` only.
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::math::MathDialect",
+    "mlir::vector::VectorDialect",
+  ];
+}
+
 #endif // MOKA_TRANSFORMS_PASSES_TD

@@ -15,6 +15,8 @@
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -555,6 +557,362 @@ Value floatAttention(OpBuilder &b, Location loc, Value q4, Value keys,
 }
 
 //===----------------------------------------------------------------------===//
+// CPU kernel of decode attention
+//===----------------------------------------------------------------------===//
+
+/// Decode attention as explicit vector code (float caches: the "window"
+/// path over all tokens), one
+/// `scf.forall` iteration per (sequence, key/value head): codes are unpacked
+/// into bit planes (channels `p * E + e` for plane `e`, `E` codes per byte)
+/// and converted in registers; the query is scaled by each key group's
+/// per-channel scales once per group (`q ks`, in the same planes) so that a
+/// score is `sum_e plane_e . (q ks)_e + q . kmin`; values accumulate
+/// `p vscale code` per plane and `p vmin` per value group, summed once at
+/// the end. Scores of one (sequence, head) are a `g x n` tensor; the softmax
+/// runs over it in place.
+/// Sums may be reassociated: a tree of vector adds, not a chain of 64.
+constexpr arith::FastMathFlags kReassoc =
+    arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+
+struct DecodeKernel {
+  OpBuilder &b;
+  Location loc;
+  CacheType type;
+  int64_t g; // query heads per key/value head
+  bool quantized = type.isQuantized();
+  unsigned bits = quantized ? type.getBits() : 8;
+  int64_t d = type.getHeadSize();
+  int64_t e = 8 / bits;          // codes per byte, planes
+  int64_t p = d * bits / 8;      // bytes per row, lanes per plane
+  // Full-precision keys and values: the window, or a float cache's all.
+  unsigned windowKeyIndex = quantized ? 6 : 0;
+  unsigned windowValueIndex = quantized ? 7 : 1;
+  VectorType vD = VectorType::get({d}, b.getF32Type());
+  VectorType vP = VectorType::get({p}, b.getF32Type());
+
+  /// A row of `tensor` (any float type) as a vector<D x f32>.
+  Value readRow(Value tensor, ValueRange indices) {
+    Type elt = cast<RankedTensorType>(tensor.getType()).getElementType();
+    Value v = read(tensor, indices, VectorType::get({d}, elt));
+    if (!elt.isF32())
+      v = arith::ExtFOp::create(b, loc, vD, v);
+    return v;
+  }
+
+  Value read(Value tensor, ValueRange indices, VectorType vt) {
+    Value pad = arith::ConstantOp::create(
+        b, loc, b.getZeroAttr(vt.getElementType()));
+    return vector::TransferReadOp::create(b, loc, vt, tensor, indices, pad,
+                                          ArrayRef<bool>{true});
+  }
+
+  /// Plane `k` of a channel-ordered vector: lanes k, k + E, k + 2E, ...
+  Value plane(Value v, int64_t k) {
+    if (e == 1)
+      return v;
+    SmallVector<int64_t> mask;
+    for (int64_t i = 0; i < p; ++i)
+      mask.push_back(i * e + k);
+    return vector::ShuffleOp::create(b, loc, v, v, mask);
+  }
+
+  /// The channel-ordered vector of planes `planes`.
+  Value interleave(ArrayRef<Value> planes) {
+    SmallVector<Value> level(planes.begin(), planes.end());
+    int64_t width = p;
+    // Pairwise: (a, b) -> a0 b0 a1 b1 ... in chunks of `chunk` lanes.
+    for (int64_t chunk = 1; level.size() > 1; chunk *= 2) {
+      SmallVector<Value> next;
+      for (size_t k = 0; k < level.size(); k += 2) {
+        SmallVector<int64_t> mask;
+        for (int64_t c = 0; c < width / chunk; ++c)
+          for (int64_t side = 0; side < 2; ++side)
+            for (int64_t l = 0; l < chunk; ++l)
+              mask.push_back(side * width + c * chunk + l);
+        next.push_back(vector::ShuffleOp::create(b, loc, level[k],
+                                                 level[k + 1], mask));
+      }
+      level = next;
+      width *= 2;
+    }
+    return level.front();
+  }
+
+  /// The code planes of one packed row, as f32 vectors.
+  SmallVector<Value> planesOf(Value bytes) {
+    auto vi = VectorType::get({p}, b.getI32Type());
+    Value wide = arith::ExtUIOp::create(b, loc, vi, bytes);
+    SmallVector<Value> planes;
+    for (int64_t k = 0; k < e; ++k) {
+      Value x = wide;
+      if (bits != 8) {
+        Value shift = arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(vi, b.getI32IntegerAttr(k * bits)
+                                                   .getValue()));
+        Value mask = arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(
+                vi, b.getI32IntegerAttr((1 << bits) - 1).getValue()));
+        x = arith::AndIOp::create(
+            b, loc, arith::ShRUIOp::create(b, loc, wide, shift), mask);
+      }
+      planes.push_back(arith::UIToFPOp::create(b, loc, vP, x));
+    }
+    return planes;
+  }
+
+  Value dot(Value x, Value y) {
+    Value prod = arith::MulFOp::create(b, loc, x, y);
+    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                       prod, kReassoc);
+  }
+
+  Value idx(int64_t v) { return indexConst(b, loc, v); }
+
+  /// The attention output `[g, D]` for sequence `bi`, head `hi`.
+  Value build(Value q4, ArrayRef<Value> storage, Value n, Value nc, Value w,
+              Value bi, Value hi, double scale) {
+    Value zero = idx(0), one = idx(1);
+    Value gt = idx(type.getKeyGroup());
+    Value scaleV = vector::BroadcastOp::create(b, loc, vD,
+                                               f32Const(b, loc, scale));
+    SmallVector<Value> q;
+    for (int64_t i = 0; i < g; ++i)
+      q.push_back(arith::MulFOp::create(
+          b, loc, read(q4, {bi, hi, idx(i), zero}, vD), scaleV));
+
+    // Scores.
+    Value scores = tensor::EmptyOp::create(
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(g), OpFoldResult(n)},
+        b.getF32Type());
+    if (quantized) {
+    Value groups = arith::DivUIOp::create(b, loc, nc, gt);
+    auto keyLoop = scf::ForOp::create(
+        b, loc, zero, groups, one, ValueRange{scores},
+        [&](OpBuilder &, Location, Value j, ValueRange args) {
+          Value ks = read(storage[1], {bi, hi, j, zero}, vD);
+          Value km = read(storage[2], {bi, hi, j, zero}, vD);
+          SmallVector<SmallVector<Value>> qs(g);
+          SmallVector<Value> bias;
+          for (int64_t i = 0; i < g; ++i) {
+            Value scaled = arith::MulFOp::create(b, loc, q[i], ks);
+            for (int64_t k = 0; k < e; ++k)
+              qs[i].push_back(plane(scaled, k));
+            bias.push_back(dot(q[i], km));
+          }
+          Value first = arith::MulIOp::create(b, loc, j, gt);
+          auto tokenLoop = scf::ForOp::create(
+              b, loc, zero, gt, one, args,
+              [&](OpBuilder &, Location, Value tau, ValueRange targs) {
+                Value t = arith::AddIOp::create(b, loc, first, tau);
+                SmallVector<Value> planes = planesOf(read(
+                    storage[0], {bi, hi, t, zero},
+                    VectorType::get({p}, b.getI8Type())));
+                Value s = targs[0];
+                for (int64_t i = 0; i < g; ++i) {
+                  Value acc = arith::MulFOp::create(b, loc, planes[0], qs[i][0]);
+                  for (int64_t k = 1; k < e; ++k)
+                    acc = math::FmaOp::create(b, loc, planes[k], qs[i][k], acc);
+                  Value score = arith::AddFOp::create(
+                      b, loc,
+                      vector::ReductionOp::create(
+                          b, loc, vector::CombiningKind::ADD, acc, kReassoc),
+                      bias[i]);
+                  s = tensor::InsertOp::create(b, loc, score, s,
+                                               ValueRange{idx(i), t});
+                }
+                scf::YieldOp::create(b, loc, s);
+              });
+          scf::YieldOp::create(b, loc, tokenLoop.getResult(0));
+        });
+    scores = keyLoop.getResult(0);
+    }
+    auto windowLoop = scf::ForOp::create(
+        b, loc, zero, w, one, ValueRange{scores},
+        [&](OpBuilder &, Location, Value t, ValueRange args) {
+          Value k = readRow(storage[windowKeyIndex], {bi, hi, t, zero});
+          Value at = arith::AddIOp::create(b, loc, nc, t);
+          Value s = args[0];
+          for (int64_t i = 0; i < g; ++i)
+            s = tensor::InsertOp::create(b, loc, dot(q[i], k), s,
+                                         ValueRange{idx(i), at});
+          scf::YieldOp::create(b, loc, s);
+        });
+    scores = windowLoop.getResult(0);
+
+    // Softmax weights in place, and their sums.
+    float inf = std::numeric_limits<float>::infinity();
+    SmallVector<Value> sums;
+    for (int64_t i = 0; i < g; ++i) {
+      auto maxLoop = scf::ForOp::create(
+          b, loc, zero, n, one, ValueRange{f32Const(b, loc, -inf)},
+          [&](OpBuilder &, Location, Value t, ValueRange args) {
+            Value s = tensor::ExtractOp::create(b, loc, scores,
+                                                ValueRange{idx(i), t});
+            scf::YieldOp::create(
+                b, loc,
+                ValueRange{arith::MaximumFOp::create(b, loc, args[0], s)});
+          });
+      Value m = maxLoop.getResult(0);
+      auto expLoop = scf::ForOp::create(
+          b, loc, zero, n, one, ValueRange{scores, f32Const(b, loc, 0.0)},
+          [&](OpBuilder &, Location, Value t, ValueRange args) {
+            Value s = tensor::ExtractOp::create(b, loc, args[0],
+                                                ValueRange{idx(i), t});
+            Value pr = math::ExpOp::create(
+                b, loc, arith::SubFOp::create(b, loc, s, m));
+            Value updated = tensor::InsertOp::create(b, loc, pr, args[0],
+                                                     ValueRange{idx(i), t});
+            scf::YieldOp::create(
+                b, loc,
+                ValueRange{updated,
+                           arith::AddFOp::create(b, loc, args[1], pr)});
+          });
+      scores = expLoop.getResult(0);
+      sums.push_back(expLoop.getResult(1));
+    }
+
+    // Weighted sums of values.
+    int64_t valueGroup = quantized ? type.getValueGroup() : d;
+    int64_t vgroups = d / valueGroup;
+    VectorType vG = VectorType::get({vgroups}, b.getF32Type());
+    // Lane l of plane k holds channel l * E + k, of value group
+    // (l * E + k) / G_c.
+    SmallVector<SmallVector<int64_t>> groupOfLane(e);
+    for (int64_t k = 0; k < e; ++k)
+      for (int64_t l = 0; l < p; ++l)
+        groupOfLane[k].push_back((l * e + k) / valueGroup);
+    SmallVector<Value> init;
+    Value zeroP = arith::ConstantOp::create(b, loc, b.getZeroAttr(vP));
+    Value zeroG = arith::ConstantOp::create(b, loc, b.getZeroAttr(vG));
+    Value zeroD = arith::ConstantOp::create(b, loc, b.getZeroAttr(vD));
+    for (int64_t i = 0; i < g; ++i) {
+      for (int64_t k = 0; k < e; ++k)
+        init.push_back(zeroP);
+      init.push_back(zeroG);
+    }
+    SmallVector<Value> quantizedSums;
+    if (quantized) {
+    auto valueLoop = scf::ForOp::create(
+        b, loc, zero, nc, one, init,
+        [&](OpBuilder &, Location, Value t, ValueRange args) {
+          SmallVector<Value> planes = planesOf(
+              read(storage[3], {bi, hi, t, zero},
+                   VectorType::get({p}, b.getI8Type())));
+          Value vs = read(storage[4], {bi, hi, t, zero}, vG);
+          Value vm = read(storage[5], {bi, hi, t, zero}, vG);
+          SmallVector<Value> vsPlane;
+          for (int64_t k = 0; k < e; ++k)
+            vsPlane.push_back(
+                vector::ShuffleOp::create(b, loc, vs, vs, groupOfLane[k]));
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < g; ++i) {
+            Value pr = tensor::ExtractOp::create(b, loc, scores,
+                                                 ValueRange{idx(i), t});
+            Value prP = vector::BroadcastOp::create(b, loc, vP, pr);
+            for (int64_t k = 0; k < e; ++k) {
+              Value coeff = arith::MulFOp::create(b, loc, prP, vsPlane[k]);
+              next.push_back(math::FmaOp::create(
+                  b, loc, planes[k], coeff, args[i * (e + 1) + k]));
+            }
+            Value prG = vector::BroadcastOp::create(b, loc, vG, pr);
+            next.push_back(
+                math::FmaOp::create(b, loc, prG, vm, args[i * (e + 1) + e]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    quantizedSums = valueLoop.getResults();
+    }
+    auto windowValues = scf::ForOp::create(
+        b, loc, zero, w, one, SmallVector<Value>(g, zeroD),
+        [&](OpBuilder &, Location, Value t, ValueRange args) {
+          Value v = readRow(storage[windowValueIndex], {bi, hi, t, zero});
+          Value at = arith::AddIOp::create(b, loc, nc, t);
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < g; ++i) {
+            Value pr = tensor::ExtractOp::create(b, loc, scores,
+                                                 ValueRange{idx(i), at});
+            Value prD = vector::BroadcastOp::create(b, loc, vD, pr);
+            next.push_back(math::FmaOp::create(b, loc, prD, v, args[i]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+
+    // o = (planes interleaved + value-group offsets + window) / sum.
+    SmallVector<int64_t> groupOfChannel;
+    for (int64_t c = 0; c < d; ++c)
+      groupOfChannel.push_back(c / valueGroup);
+    Value out = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{g, d},
+                                        b.getF32Type());
+    for (int64_t i = 0; i < g; ++i) {
+      Value total = windowValues.getResult(i);
+      if (quantized) {
+        SmallVector<Value> accPlanes;
+        for (int64_t k = 0; k < e; ++k)
+          accPlanes.push_back(quantizedSums[i * (e + 1) + k]);
+        Value offsets = quantizedSums[i * (e + 1) + e];
+        total = arith::AddFOp::create(
+            b, loc, total,
+            arith::AddFOp::create(
+                b, loc, interleave(accPlanes),
+                vector::ShuffleOp::create(b, loc, offsets, offsets,
+                                          groupOfChannel)));
+      }
+      Value l = sums[i];
+      Value any = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l,
+                                        f32Const(b, loc, 0.0));
+      Value inv = arith::SelectOp::create(
+          b, loc, any,
+          arith::DivFOp::create(b, loc, f32Const(b, loc, 1.0), l),
+          f32Const(b, loc, 0.0));
+      Value o = arith::MulFOp::create(
+          b, loc, total, vector::BroadcastOp::create(b, loc, vD, inv));
+      out = vector::TransferWriteOp::create(b, loc, o, out,
+                                            ValueRange{idx(i), zero},
+                                            ArrayRef<bool>{true})
+                .getResult();
+    }
+    return out;
+  }
+};
+
+/// `o4[B, H, g, D]`: the kernel above in an scf.forall over (b, h).
+Value attentionKernel(OpBuilder &b, Location loc, Value q4,
+                               ValueRange storage, CacheType type, Value n,
+                               double scale) {
+  auto qt = cast<RankedTensorType>(q4.getType());
+  int64_t g = qt.getDimSize(2);
+  Value nc = type.isQuantized() ? compressedCount(b, loc, n, type)
+                                : indexConst(b, loc, 0);
+  Value w = arith::SubIOp::create(b, loc, n, nc);
+  Value shared = tensor::EmptyOp::create(b, loc, qt.getShape(),
+                                         qt.getElementType());
+  SmallVector<Value> stored(storage.begin(), storage.end());
+  auto forall = scf::ForallOp::create(
+      b, loc,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(type.getBatch()),
+                             b.getIndexAttr(type.getHeads())},
+      ValueRange{shared}, std::nullopt,
+      [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        DecodeKernel kernel{nb, nloc, type, g};
+        Value o = kernel.build(q4, stored, n, nc, w, args[0], args[1], scale);
+        auto inParallel = scf::InParallelOp::create(nb, nloc);
+        OpBuilder::InsertionGuard guard(nb);
+        nb.setInsertionPointToStart(inParallel.getBody());
+        SmallVector<OpFoldResult> offsets = {args[0], args[1],
+                                             nb.getIndexAttr(0),
+                                             nb.getIndexAttr(0)};
+        SmallVector<OpFoldResult> sizes = {
+            nb.getIndexAttr(1), nb.getIndexAttr(1), nb.getIndexAttr(g),
+            nb.getIndexAttr(qt.getDimSize(3))};
+        SmallVector<OpFoldResult> strides(4, nb.getIndexAttr(1));
+        tensor::ParallelInsertSliceOp::create(nb, nloc, o, args[2], offsets,
+                                              sizes, strides);
+      });
+  return forall.getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
 
@@ -707,7 +1065,10 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
 
 struct DecodeAttentionLowering
     : public OpConversionPattern<kv::DecodeAttentionOp> {
-  using OpConversionPattern::OpConversionPattern;
+  DecodeAttentionLowering(const TypeConverter &converter, MLIRContext *ctx,
+                          bool cpuKernels)
+      : OpConversionPattern(converter, ctx), cpuKernels(cpuKernels) {}
+  bool cpuKernels;
   LogicalResult
   matchAndRewrite(kv::DecodeAttentionOp op, OneToNOpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
@@ -774,6 +1135,10 @@ struct DecodeAttentionLowering
                                       n, b.getIndexAttr(type.getRank())});
         o4 = floatAttention(b, loc, groupQuery(b, loc, q, 1), c4, c4, scale);
       }
+    } else if (cpuKernels) {
+      o4 = attentionKernel(b, loc,
+                                    groupQuery(b, loc, q, type.getHeads()),
+                                    storage, type, n, scale);
     } else if (!type.isQuantized()) {
       Value keys = sliceDim(b, loc, storage[0], 2, b.getIndexAttr(0), n);
       Value values = sliceDim(b, loc, storage[1], 2, b.getIndexAttr(0), n);
@@ -823,6 +1188,7 @@ struct DecodeAttentionLowering
 
 struct ConvertKVToLinalgPass
     : public moka::impl::ConvertKVToLinalgPassBase<ConvertKVToLinalgPass> {
+  using Base::Base;
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     TypeConverter converter;
@@ -838,7 +1204,8 @@ struct ConvertKVToLinalgPass
     target.addIllegalDialect<kv::KVDialect>();
     target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
                            linalg::LinalgDialect, math::MathDialect,
-                           tensor::TensorDialect>();
+                           scf::SCFDialect, tensor::TensorDialect,
+                           vector::VectorDialect>();
     target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
       return converter.isSignatureLegal(op.getFunctionType()) &&
              converter.isLegal(&op.getBody());
@@ -847,8 +1214,8 @@ struct ConvertKVToLinalgPass
         [&](Operation *op) { return converter.isLegal(op); });
 
     RewritePatternSet patterns(ctx);
-    patterns.add<EmptyLowering, AppendLowering, DecodeAttentionLowering>(
-        converter, ctx);
+    patterns.add<EmptyLowering, AppendLowering>(converter, ctx);
+    patterns.add<DecodeAttentionLowering>(converter, ctx, cpuKernels);
     populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
                                                                    converter);
     populateReturnOpTypeConversionPattern(patterns, converter);
