@@ -561,15 +561,15 @@ Value floatAttention(OpBuilder &b, Location loc, Value q4, Value keys,
 //===----------------------------------------------------------------------===//
 
 /// Decode attention as explicit vector code (float caches: the "window"
-/// path over all tokens), one
-/// `scf.forall` iteration per (sequence, key/value head): codes are unpacked
-/// into bit planes (channels `p * E + e` for plane `e`, `E` codes per byte)
-/// and converted in registers; the query is scaled by each key group's
-/// per-channel scales once per group (`q ks`, in the same planes) so that a
-/// score is `sum_e plane_e . (q ks)_e + q . kmin`; values accumulate
-/// `p vscale code` per plane and `p vmin` per value group, summed once at
-/// the end. Scores of one (sequence, head) are a `g x n` tensor; the softmax
-/// runs over it in place.
+/// path over all tokens) for one chunk of tokens of one (sequence,
+/// key/value head): codes are unpacked into bit planes (channels
+/// `p * E + e` for plane `e`, `E` codes per byte) and converted in
+/// registers; the query is scaled by each key group's per-channel scales
+/// once per group (`q ks`, in the same planes) so that a score is
+/// `sum_e plane_e . (q ks)_e + q . kmin`; each value plane is dequantized
+/// once per token and accumulated per query head. Scores of the chunk are
+/// a `g x chunk` tensor; the chunk's softmax maximum and sum are returned
+/// with its unnormalized output for the exact merge of the chunks.
 /// Sums may be reassociated: a tree of vector adds, not a chain of 64.
 constexpr arith::FastMathFlags kReassoc =
     arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
@@ -670,8 +670,14 @@ struct DecodeKernel {
   Value idx(int64_t v) { return indexConst(b, loc, v); }
 
   /// The attention output `[g, D]` for sequence `bi`, head `hi`.
-  Value build(Value q4, ArrayRef<Value> storage, Value n, Value nc, Value w,
-              Value bi, Value hi, double scale) {
+  /// Tokens `[lo, hiTok)` of sequence `bi`, head `hi`: the unnormalized
+  /// output rows `[g, D]`, with each row's score maximum and softmax sum
+  /// (`[g]` each), to be merged with the other chunks.
+  struct Partial {
+    Value out, max, sum;
+  };
+  Partial build(Value q4, ArrayRef<Value> storage, Value nc, Value lo,
+                Value hiTok, Value bi, Value hi, double scale) {
     Value zero = idx(0), one = idx(1);
     Value gt = idx(type.getKeyGroup());
     Value scaleV = vector::BroadcastOp::create(b, loc, vD,
@@ -681,14 +687,20 @@ struct DecodeKernel {
       q.push_back(arith::MulFOp::create(
           b, loc, read(q4, {bi, hi, idx(i), zero}, vD), scaleV));
 
-    // Scores.
+    // Scores of the chunk (index t - lo): compressed tokens [lo, cHi),
+    // window tokens [wLo, wHi) (window positions).
+    Value len = arith::SubIOp::create(b, loc, hiTok, lo);
+    Value cHi = arith::MinSIOp::create(b, loc, hiTok, nc);
+    Value wLo = arith::SubIOp::create(
+        b, loc, arith::MaxSIOp::create(b, loc, lo, nc), nc);
+    Value wHi = arith::SubIOp::create(b, loc, hiTok, nc);
     Value scores = tensor::EmptyOp::create(
-        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(g), OpFoldResult(n)},
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(g), OpFoldResult(len)},
         b.getF32Type());
     if (quantized) {
-    Value groups = arith::DivUIOp::create(b, loc, nc, gt);
     auto keyLoop = scf::ForOp::create(
-        b, loc, zero, groups, one, ValueRange{scores},
+        b, loc, arith::DivUIOp::create(b, loc, lo, gt),
+        arith::DivUIOp::create(b, loc, cHi, gt), one, ValueRange{scores},
         [&](OpBuilder &, Location, Value j, ValueRange args) {
           Value ks = read(storage[1], {bi, hi, j, zero}, vD);
           Value km = read(storage[2], {bi, hi, j, zero}, vD);
@@ -718,8 +730,9 @@ struct DecodeKernel {
                       vector::ReductionOp::create(
                           b, loc, vector::CombiningKind::ADD, acc, kReassoc),
                       bias[i]);
-                  s = tensor::InsertOp::create(b, loc, score, s,
-                                               ValueRange{idx(i), t});
+                  s = tensor::InsertOp::create(
+                      b, loc, score, s,
+                      ValueRange{idx(i), arith::SubIOp::create(b, loc, t, lo)});
                 }
                 scf::YieldOp::create(b, loc, s);
               });
@@ -728,10 +741,11 @@ struct DecodeKernel {
     scores = keyLoop.getResult(0);
     }
     auto windowLoop = scf::ForOp::create(
-        b, loc, zero, w, one, ValueRange{scores},
+        b, loc, wLo, wHi, one, ValueRange{scores},
         [&](OpBuilder &, Location, Value t, ValueRange args) {
           Value k = readRow(storage[windowKeyIndex], {bi, hi, t, zero});
-          Value at = arith::AddIOp::create(b, loc, nc, t);
+          Value at = arith::SubIOp::create(
+              b, loc, arith::AddIOp::create(b, loc, nc, t), lo);
           Value s = args[0];
           for (int64_t i = 0; i < g; ++i)
             s = tensor::InsertOp::create(b, loc, dot(q[i], k), s,
@@ -742,10 +756,10 @@ struct DecodeKernel {
 
     // Softmax weights in place, and their sums.
     float inf = std::numeric_limits<float>::infinity();
-    SmallVector<Value> sums;
+    SmallVector<Value> sums, maxima;
     for (int64_t i = 0; i < g; ++i) {
       auto maxLoop = scf::ForOp::create(
-          b, loc, zero, n, one, ValueRange{f32Const(b, loc, -inf)},
+          b, loc, zero, len, one, ValueRange{f32Const(b, loc, -inf)},
           [&](OpBuilder &, Location, Value t, ValueRange args) {
             Value s = tensor::ExtractOp::create(b, loc, scores,
                                                 ValueRange{idx(i), t});
@@ -754,8 +768,9 @@ struct DecodeKernel {
                 ValueRange{arith::MaximumFOp::create(b, loc, args[0], s)});
           });
       Value m = maxLoop.getResult(0);
+      maxima.push_back(m);
       auto expLoop = scf::ForOp::create(
-          b, loc, zero, n, one, ValueRange{scores, f32Const(b, loc, 0.0)},
+          b, loc, zero, len, one, ValueRange{scores, f32Const(b, loc, 0.0)},
           [&](OpBuilder &, Location, Value t, ValueRange args) {
             Value s = tensor::ExtractOp::create(b, loc, args[0],
                                                 ValueRange{idx(i), t});
@@ -784,50 +799,49 @@ struct DecodeKernel {
         groupOfLane[k].push_back((l * e + k) / valueGroup);
     SmallVector<Value> init;
     Value zeroP = arith::ConstantOp::create(b, loc, b.getZeroAttr(vP));
-    Value zeroG = arith::ConstantOp::create(b, loc, b.getZeroAttr(vG));
     Value zeroD = arith::ConstantOp::create(b, loc, b.getZeroAttr(vD));
-    for (int64_t i = 0; i < g; ++i) {
+    for (int64_t i = 0; i < g; ++i)
       for (int64_t k = 0; k < e; ++k)
         init.push_back(zeroP);
-      init.push_back(zeroG);
-    }
     SmallVector<Value> quantizedSums;
     if (quantized) {
     auto valueLoop = scf::ForOp::create(
-        b, loc, zero, nc, one, init,
+        b, loc, lo, cHi, one, init,
         [&](OpBuilder &, Location, Value t, ValueRange args) {
           SmallVector<Value> planes = planesOf(
               read(storage[3], {bi, hi, t, zero},
                    VectorType::get({p}, b.getI8Type())));
           Value vs = read(storage[4], {bi, hi, t, zero}, vG);
           Value vm = read(storage[5], {bi, hi, t, zero}, vG);
-          SmallVector<Value> vsPlane;
+          // Each plane dequantized once (scale and minimum of its lanes'
+          // value groups), then weighted per query head: no cancellation
+          // between separately accumulated minima and scaled codes.
+          SmallVector<Value> values;
           for (int64_t k = 0; k < e; ++k)
-            vsPlane.push_back(
-                vector::ShuffleOp::create(b, loc, vs, vs, groupOfLane[k]));
+            values.push_back(math::FmaOp::create(
+                b, loc, planes[k],
+                vector::ShuffleOp::create(b, loc, vs, vs, groupOfLane[k]),
+                vector::ShuffleOp::create(b, loc, vm, vm, groupOfLane[k])));
           SmallVector<Value> next;
           for (int64_t i = 0; i < g; ++i) {
-            Value pr = tensor::ExtractOp::create(b, loc, scores,
-                                                 ValueRange{idx(i), t});
+            Value pr = tensor::ExtractOp::create(
+                b, loc, scores,
+                ValueRange{idx(i), arith::SubIOp::create(b, loc, t, lo)});
             Value prP = vector::BroadcastOp::create(b, loc, vP, pr);
-            for (int64_t k = 0; k < e; ++k) {
-              Value coeff = arith::MulFOp::create(b, loc, prP, vsPlane[k]);
-              next.push_back(math::FmaOp::create(
-                  b, loc, planes[k], coeff, args[i * (e + 1) + k]));
-            }
-            Value prG = vector::BroadcastOp::create(b, loc, vG, pr);
-            next.push_back(
-                math::FmaOp::create(b, loc, prG, vm, args[i * (e + 1) + e]));
+            for (int64_t k = 0; k < e; ++k)
+              next.push_back(math::FmaOp::create(b, loc, prP, values[k],
+                                                 args[i * e + k]));
           }
           scf::YieldOp::create(b, loc, next);
         });
     quantizedSums = valueLoop.getResults();
     }
     auto windowValues = scf::ForOp::create(
-        b, loc, zero, w, one, SmallVector<Value>(g, zeroD),
+        b, loc, wLo, wHi, one, SmallVector<Value>(g, zeroD),
         [&](OpBuilder &, Location, Value t, ValueRange args) {
           Value v = readRow(storage[windowValueIndex], {bi, hi, t, zero});
-          Value at = arith::AddIOp::create(b, loc, nc, t);
+          Value at = arith::SubIOp::create(
+              b, loc, arith::AddIOp::create(b, loc, nc, t), lo);
           SmallVector<Value> next;
           for (int64_t i = 0; i < g; ++i) {
             Value pr = tensor::ExtractOp::create(b, loc, scores,
@@ -838,10 +852,7 @@ struct DecodeKernel {
           scf::YieldOp::create(b, loc, next);
         });
 
-    // o = (planes interleaved + value-group offsets + window) / sum.
-    SmallVector<int64_t> groupOfChannel;
-    for (int64_t c = 0; c < d; ++c)
-      groupOfChannel.push_back(c / valueGroup);
+    // Unnormalized rows: the value planes interleaved, plus the window.
     Value out = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{g, d},
                                         b.getF32Type());
     for (int64_t i = 0; i < g; ++i) {
@@ -849,67 +860,160 @@ struct DecodeKernel {
       if (quantized) {
         SmallVector<Value> accPlanes;
         for (int64_t k = 0; k < e; ++k)
-          accPlanes.push_back(quantizedSums[i * (e + 1) + k]);
-        Value offsets = quantizedSums[i * (e + 1) + e];
-        total = arith::AddFOp::create(
-            b, loc, total,
-            arith::AddFOp::create(
-                b, loc, interleave(accPlanes),
-                vector::ShuffleOp::create(b, loc, offsets, offsets,
-                                          groupOfChannel)));
+          accPlanes.push_back(quantizedSums[i * e + k]);
+        total = arith::AddFOp::create(b, loc, total, interleave(accPlanes));
       }
-      Value l = sums[i];
-      Value any = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l,
-                                        f32Const(b, loc, 0.0));
-      Value inv = arith::SelectOp::create(
-          b, loc, any,
-          arith::DivFOp::create(b, loc, f32Const(b, loc, 1.0), l),
-          f32Const(b, loc, 0.0));
-      Value o = arith::MulFOp::create(
-          b, loc, total, vector::BroadcastOp::create(b, loc, vD, inv));
-      out = vector::TransferWriteOp::create(b, loc, o, out,
+      out = vector::TransferWriteOp::create(b, loc, total, out,
                                             ValueRange{idx(i), zero},
                                             ArrayRef<bool>{true})
                 .getResult();
     }
-    return out;
+    auto rowType = RankedTensorType::get({g}, b.getF32Type());
+    Value max = tensor::FromElementsOp::create(b, loc, rowType, maxima);
+    Value sum = tensor::FromElementsOp::create(b, loc, rowType, sums);
+    return {out, max, sum};
   }
 };
 
-/// `o4[B, H, g, D]`: the kernel above in an scf.forall over (b, h).
+/// Tokens per chunk of the sequence split (a multiple of the key group).
+int64_t chunkTokens(CacheType type) {
+  int64_t group = type.isQuantized() ? type.getKeyGroup() : 1;
+  return llvm::divideCeil(512, group) * group;
+}
+
+/// `o4[B, H, g, D]`: the kernel above in an scf.forall over (sequence,
+/// key/value head, chunk of tokens), then the exact merge of the chunks'
+/// partial results: with M the maximum of the chunks' maxima m_c,
+/// o = sum_c out_c e^(m_c - M) / sum_c l_c e^(m_c - M).
 Value attentionKernel(OpBuilder &b, Location loc, Value q4,
-                               ValueRange storage, CacheType type, Value n,
-                               double scale) {
+                      ValueRange storage, CacheType type, Value n,
+                      double scale) {
   auto qt = cast<RankedTensorType>(q4.getType());
-  int64_t g = qt.getDimSize(2);
+  int64_t bsz = type.getBatch(), h = type.getHeads();
+  int64_t g = qt.getDimSize(2), d = qt.getDimSize(3);
   Value nc = type.isQuantized() ? compressedCount(b, loc, n, type)
                                 : indexConst(b, loc, 0);
-  Value w = arith::SubIOp::create(b, loc, n, nc);
-  Value shared = tensor::EmptyOp::create(b, loc, qt.getShape(),
-                                         qt.getElementType());
+  Value chunk = indexConst(b, loc, chunkTokens(type));
+  Value chunks = arith::CeilDivUIOp::create(b, loc, n, chunk);
+  Type f32 = b.getF32Type();
+  SmallVector<OpFoldResult> partShape = {b.getIndexAttr(bsz),
+                                         b.getIndexAttr(h), chunks,
+                                         b.getIndexAttr(g)};
+  SmallVector<OpFoldResult> outShape(partShape);
+  outShape.push_back(b.getIndexAttr(d));
+  Value outs = tensor::EmptyOp::create(b, loc, outShape, f32);
+  Value maxima = tensor::EmptyOp::create(b, loc, partShape, f32);
+  Value sums = tensor::EmptyOp::create(b, loc, partShape, f32);
   SmallVector<Value> stored(storage.begin(), storage.end());
   auto forall = scf::ForallOp::create(
       b, loc,
-      ArrayRef<OpFoldResult>{b.getIndexAttr(type.getBatch()),
-                             b.getIndexAttr(type.getHeads())},
-      ValueRange{shared}, std::nullopt,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(h),
+                             OpFoldResult(chunks)},
+      ValueRange{outs, maxima, sums}, std::nullopt,
       [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        Value lo = arith::MulIOp::create(nb, nloc, args[2], chunk);
+        Value hiTok = arith::MinUIOp::create(
+            nb, nloc, arith::AddIOp::create(nb, nloc, lo, chunk), n);
         DecodeKernel kernel{nb, nloc, type, g};
-        Value o = kernel.build(q4, stored, n, nc, w, args[0], args[1], scale);
+        DecodeKernel::Partial part = kernel.build(q4, stored, nc, lo, hiTok,
+                                                  args[0], args[1], scale);
         auto inParallel = scf::InParallelOp::create(nb, nloc);
         OpBuilder::InsertionGuard guard(nb);
         nb.setInsertionPointToStart(inParallel.getBody());
-        SmallVector<OpFoldResult> offsets = {args[0], args[1],
-                                             nb.getIndexAttr(0),
+        SmallVector<OpFoldResult> offsets = {args[0], args[1], args[2],
                                              nb.getIndexAttr(0)};
-        SmallVector<OpFoldResult> sizes = {
-            nb.getIndexAttr(1), nb.getIndexAttr(1), nb.getIndexAttr(g),
-            nb.getIndexAttr(qt.getDimSize(3))};
+        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1),
+                                           nb.getIndexAttr(1),
+                                           nb.getIndexAttr(1),
+                                           nb.getIndexAttr(g)};
         SmallVector<OpFoldResult> strides(4, nb.getIndexAttr(1));
-        tensor::ParallelInsertSliceOp::create(nb, nloc, o, args[2], offsets,
-                                              sizes, strides);
+        tensor::ParallelInsertSliceOp::create(nb, nloc, part.max, args[4],
+                                              offsets, sizes, strides);
+        tensor::ParallelInsertSliceOp::create(nb, nloc, part.sum, args[5],
+                                              offsets, sizes, strides);
+        offsets.push_back(nb.getIndexAttr(0));
+        sizes.push_back(nb.getIndexAttr(d));
+        strides.push_back(nb.getIndexAttr(1));
+        tensor::ParallelInsertSliceOp::create(nb, nloc, part.out, args[3],
+                                              offsets, sizes, strides);
       });
-  return forall.getResult(0);
+  Value partOuts = forall.getResult(0), partMax = forall.getResult(1),
+        partSums = forall.getResult(2);
+
+  // The merge: M, the chunk weights e^(m_c - M), the total sum and output.
+  MLIRContext *ctx = b.getContext();
+  AffineExpr e0, e1, e2, e3, e4;
+  bindDims(ctx, e0, e1, e2, e3, e4);
+  float inf = std::numeric_limits<float>::infinity();
+  SmallVector<OpFoldResult> rowShape = {b.getIndexAttr(bsz),
+                                        b.getIndexAttr(h), b.getIndexAttr(g)};
+  auto map4 = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(4, 0, r, ctx);
+  };
+  SmallVector<IteratorType> overChunks = {kPar, kPar, kRed, kPar};
+  Value mInit = filled(b, loc, rowShape, f32Const(b, loc, -inf));
+  Value m = linalg::GenericOp::create(
+                b, loc, TypeRange{mInit.getType()}, ValueRange{partMax},
+                ValueRange{mInit},
+                ArrayRef<AffineMap>{map4({e0, e1, e2, e3}),
+                                    map4({e0, e1, e3})},
+                overChunks,
+                [](OpBuilder &nb, Location nloc, ValueRange a) {
+                  linalg::YieldOp::create(
+                      nb, nloc,
+                      arith::MaximumFOp::create(nb, nloc, a[0], a[1])
+                          .getResult());
+                })
+                .getResult(0);
+  Value weightsInit = tensor::EmptyOp::create(b, loc, partShape, f32);
+  Value weights =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{weightsInit.getType()}, ValueRange{partMax, m},
+          ValueRange{weightsInit},
+          ArrayRef<AffineMap>{map4({e0, e1, e2, e3}), map4({e0, e1, e3}),
+                              map4({e0, e1, e2, e3})},
+          SmallVector<IteratorType>(4, kPar),
+          [](OpBuilder &nb, Location nloc, ValueRange a) {
+            Value x = arith::SubFOp::create(nb, nloc, a[0], a[1]);
+            linalg::YieldOp::create(
+                nb, nloc, math::ExpOp::create(nb, nloc, x).getResult());
+          })
+          .getResult(0);
+  Value lInit = filled(b, loc, rowShape, f32Const(b, loc, 0.0));
+  Value l = linalg::GenericOp::create(
+                b, loc, TypeRange{lInit.getType()},
+                ValueRange{partSums, weights}, ValueRange{lInit},
+                ArrayRef<AffineMap>{map4({e0, e1, e2, e3}),
+                                    map4({e0, e1, e2, e3}),
+                                    map4({e0, e1, e3})},
+                overChunks,
+                [](OpBuilder &nb, Location nloc, ValueRange a) {
+                  Value x = arith::MulFOp::create(nb, nloc, a[0], a[1]);
+                  linalg::YieldOp::create(
+                      nb, nloc,
+                      arith::AddFOp::create(nb, nloc, a[2], x).getResult());
+                })
+                .getResult(0);
+  Value accInit =
+      filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
+  auto map5 = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(5, 0, r, ctx);
+  };
+  Value acc =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{accInit.getType()},
+          ValueRange{partOuts, weights}, ValueRange{accInit},
+          ArrayRef<AffineMap>{map5({e0, e1, e2, e3, e4}),
+                              map5({e0, e1, e2, e3}),
+                              map5({e0, e1, e3, e4})},
+          ArrayRef<IteratorType>{kPar, kPar, kRed, kPar, kPar},
+          [](OpBuilder &nb, Location nloc, ValueRange a) {
+            Value x = arith::MulFOp::create(nb, nloc, a[0], a[1]);
+            linalg::YieldOp::create(
+                nb, nloc, arith::AddFOp::create(nb, nloc, a[2], x).getResult());
+          })
+          .getResult(0);
+  return normalize(b, loc, acc, l);
 }
 
 //===----------------------------------------------------------------------===//
