@@ -107,11 +107,13 @@ def ConvertKVToLinalgPass : Pass<"convert-kv-to-linalg", "mlir::ModuleOp"> {
     with up-projections reconstructs keys and values first (see
     `kv-absorb-latent-projections` for the form that does not).
 
-    With `cpu-kernels`, attention on quantized caches is instead explicit
-    vector code in an `scf.forall` over (sequence, key/value head): codes
-    unpacked into bit planes in registers, the query scaled by each key
-    group's scales once per group, value statistics applied per plane and
-    per value group (docs/kv.md).
+    With `cpu-kernels`, attention on float and quantized caches is instead
+    explicit vector code in an `scf.forall` over (sequence, key/value head,
+    chunk of 512 tokens): codes unpacked into bit planes in registers, the
+    query scaled by each key group's scales once per group, values
+    dequantized once per token; each chunk returns its softmax maximum, sum
+    and unnormalized output, and an exact merge combines the chunks
+    (flash-decoding's split).
   }];
   let options = [
     Option<"cpuKernels", "cpu-kernels", "bool", /*default=*/"false",

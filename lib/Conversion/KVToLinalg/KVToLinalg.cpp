@@ -570,11 +570,11 @@ Value floatAttention(OpBuilder &b, Location loc, Value q4, Value keys,
 /// once per token and accumulated per query head. Scores of the chunk are
 /// a `g x chunk` tensor; the chunk's softmax maximum and sum are returned
 /// with its unnormalized output for the exact merge of the chunks.
-/// Sums may be reassociated: a tree of vector adds, not a chain of 64.
-constexpr arith::FastMathFlags kReassoc =
-    arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
-
 struct DecodeKernel {
+  /// Sums may be reassociated: a tree of vector adds, not a chain of 64.
+  static constexpr arith::FastMathFlags kReassoc =
+      arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+
   OpBuilder &b;
   Location loc;
   CacheType type;
