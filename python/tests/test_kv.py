@@ -656,6 +656,22 @@ def test_decode_attention_explicit_scale(fmt):
     check_attention(t, g, 0.05, seed=40)
 
 
+@pytest.mark.parametrize("fmt", ["f32", "i8", "i4"])
+def test_decode_attention_long_cache(fmt):
+    """A long cache (S = 8192, few heads): errors that grow with the number
+    of tokens (accumulation, a split of the dequantization's affine map
+    into separate sums) show here first."""
+    t = cache_type(fmt, (1, 2, 8192, 128))
+    lib = compiled(attend_ir(t, 8))
+    rng = np.random.default_rng(80 + t.bits)
+    k, v = random_kv(rng, 1, 2, 8192, 128)
+    for n in [8192 - 5, 8192]:
+        storage = kv_append(kv_empty(t), t, k[:, :, :n], v[:, :, :n])
+        q = rng.standard_normal((1, 8, 128)).astype(np.float32)
+        err = rel_err(lib.attend(q, *storage), kv_attention(q, storage, t))
+        assert err <= TOL, f"n={n}: rel err {err:.2e}"
+
+
 def test_append_then_attend_in_one_function():
     t = quantized((1, 2, 256, 64), "i4", 32, 32, 64)
     tk, tq = tensor(1, 2, None, 64), tensor(1, 8, 64)

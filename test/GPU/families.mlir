@@ -19,6 +19,8 @@
 // PTX-DAG: .visible .entry grad_kernel
 // PTX-DAG: .visible .entry mixtral_kernel
 // PTX-DAG: .visible .entry deepseek_kernel
+// PTX-DAG: .visible .entry kv_append_kernel
+// PTX-DAG: .visible .entry kv_attend_kernel
 // SM80: .version 7.0
 // SM80: .target sm_80
 
@@ -70,4 +72,17 @@ func.func @deepseek(%x: tensor<?x128xf32>, %gate: tensor<16x128xf32>,
       : tensor<?x128xf32>, tensor<16x128xf32>, tensor<16x64x128xf32>,
         tensor<16x128x64xf32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
+}
+
+!Q = !kv.cache<1x8x1024x128, i4, key_group = 32, value_group = 32, window = 128>
+
+func.func @kv_append(%c: !Q, %k: tensor<1x8x?x128xf32>,
+                     %v: tensor<1x8x?x128xf32>) -> !Q {
+  %c1 = kv.append %c, %k, %v : !Q, tensor<1x8x?x128xf32>, tensor<1x8x?x128xf32>
+  return %c1 : !Q
+}
+
+func.func @kv_attend(%q: tensor<1x32x128xf32>, %c: !Q) -> tensor<1x32x128xf32> {
+  %o = kv.decode_attention %q, %c : tensor<1x32x128xf32>, !Q -> tensor<1x32x128xf32>
+  return %o : tensor<1x32x128xf32>
 }
