@@ -61,6 +61,11 @@ Type CacheType::parse(AsmParser &parser) {
                             << "' (key_group, value_group, window, rank)";
       return {};
     }
+    if (value <= 0) {
+      // Zero would read as "absent" (a float cache's defaults).
+      parser.emitError(loc) << key << " must be positive, got " << value;
+      return {};
+    }
     *slot = value;
   }
   if (parser.parseGreater())

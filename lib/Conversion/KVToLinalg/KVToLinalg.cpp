@@ -130,9 +130,20 @@ Value toElement(OpBuilder &b, Location loc, Value v, Type type) {
       });
 }
 
-/// The length of a cache (its 0-d i64 tensor) as an index.
-Value lengthOf(OpBuilder &b, Location loc, Value length) {
+/// The length of a cache (its 0-d i64 tensor) as an index, checked at run
+/// time to lie in [0, capacity]: the storage may come from a caller.
+Value lengthOf(OpBuilder &b, Location loc, Value length, CacheType type) {
   Value n = tensor::ExtractOp::create(b, loc, length, ValueRange{});
+  Value zero = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0));
+  Value capacity = arith::ConstantOp::create(
+      b, loc, b.getI64IntegerAttr(type.getCapacity()));
+  Value valid = arith::AndIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, n, zero),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, n, capacity));
+  cf::AssertOp::create(b, loc, valid,
+                       "kv: the cache's length is outside [0, capacity] "
+                       "(corrupt cache storage)");
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), n);
 }
 
@@ -1055,7 +1066,7 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
     Value values =
         adaptor.getValues().empty() ? Value() : adaptor.getValues().front();
     int64_t tokenDim = type.isLatent() ? 1 : 2;
-    Value n = lengthOf(b, loc, storage.back());
+    Value n = lengthOf(b, loc, storage.back(), type);
     Value count = tensor::DimOp::create(b, loc, keys, tokenDim);
     Value total = arith::AddIOp::create(b, loc, n, count);
     Value fits = arith::CmpIOp::create(
@@ -1182,7 +1193,7 @@ struct DecodeAttentionLowering
     ValueRange storage = adaptor.getCache();
     Value q = adaptor.getQuery().front();
     double scale = op.getEffectiveScale();
-    Value n = lengthOf(b, loc, storage.back());
+    Value n = lengthOf(b, loc, storage.back(), type);
     auto qType = cast<RankedTensorType>(q.getType());
     int64_t bsz = type.getBatch();
     Value o4;

@@ -179,3 +179,8 @@ func.func @f(%c: !kv.cache<1x8x256x128, f32, rank = 64>, %q: tensor<1x8x128xf32>
   %0 = kv.decode_attention %q, %c : tensor<1x8x128xf32>, !kv.cache<1x8x256x128, f32, rank = 64> -> tensor<1x8x128xf32>
   return
 }
+
+// -----
+
+// expected-error @+1 {{key_group must be positive, got 0}}
+func.func @f(%c: !kv.cache<1x8x256x128, i4, key_group = 0, value_group = 32, window = 128>)
