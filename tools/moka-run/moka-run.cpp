@@ -18,6 +18,7 @@
 #include "moka/Runtime/Invoke.h"
 #include "moka/Runtime/MemRefCopy.h"
 #include "moka/Runtime/Npy.h"
+#include "moka/Target/ModelFile.h"
 #include "moka/Target/Weights.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -170,21 +171,12 @@ int main(int argc, char **argv) {
   context.printOpOnDiagnostic(false);
 
   std::string errorMessage;
-  auto file = openInputFile(inputFilename, &errorMessage);
-  if (!file)
-    fail(errorMessage);
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module =
+      moka::readModelFile(context, sourceMgr, inputFilename,
+                          /*cpuKernels=*/device != "cuda", errorMessage);
   if (!module)
-    fail("'" + inputFilename + "' could not be parsed or failed to verify");
-  {
-    // Caches become their storage tensors: the signature callers see.
-    PassManager expand(&context);
-    moka::buildCacheExpansion(expand, /*cpuKernels=*/device != "cuda");
-    if (failed(expand.run(*module)))
-      fail("the kv caches of '" + inputFilename + "' could not be lowered");
-  }
+    fail(errorMessage);
   if (failed(moka::loadWeights(*module, inputFilename, weightsFile)))
     fail("the weights of '" + inputFilename + "' could not be loaded");
 

@@ -13,6 +13,7 @@
 #include "moka/InitAll.h"
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Target/CInterface.h"
+#include "moka/Target/ModelFile.h"
 #include "moka/Target/Weights.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -303,22 +304,12 @@ int main(int argc, char **argv) {
   context.printOpOnDiagnostic(false);
 
   std::string errorMessage;
-  auto file = openInputFile(inputFilename, &errorMessage);
-  if (!file)
-    fail(errorMessage);
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = moka::readModelFile(
+      context, sourceMgr, inputFilename, /*cpuKernels=*/!gpu, errorMessage);
   if (!module)
-    fail("'" + inputFilename + "' could not be parsed or failed to verify");
-  {
-    // Caches become their storage tensors: the signature callers see.
-    PassManager expand(&context);
-    moka::buildCacheExpansion(expand, /*cpuKernels=*/!gpu);
-    if (failed(expand.run(*module)))
-      fail("the kv caches of '" + inputFilename + "' could not be lowered");
-  }
+    fail(errorMessage);
 
   std::string prefix =
       modelName.getNumOccurrences() ? modelName.getValue() : defaultName();

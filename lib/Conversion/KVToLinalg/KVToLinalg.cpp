@@ -337,6 +337,36 @@ Value groupQuery(OpBuilder &b, Location loc, Value q, int64_t kvHeads) {
       SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
 }
 
+/// `acc += lhs * rhs` over five loops, the last a reduction, with `lhs` and
+/// `rhs` read through `lhsMap`, `rhsMap` (results `[0, 1, 2, 3]` of the
+/// loops for `acc`) and converted to f32 where they are not.
+Value multiplyAccumulate(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                         Value acc, ArrayRef<AffineExpr> lhsMap,
+                         ArrayRef<AffineExpr> rhsMap) {
+  MLIRContext *ctx = b.getContext();
+  auto map = [&](ArrayRef<AffineExpr> r) {
+    return AffineMap::get(5, 0, r, ctx);
+  };
+  AffineMap out = map({b.getAffineDimExpr(0), b.getAffineDimExpr(1),
+                       b.getAffineDimExpr(2), b.getAffineDimExpr(3)});
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{lhs, rhs},
+             ValueRange{acc},
+             ArrayRef<AffineMap>{map(lhsMap), map(rhsMap), out},
+             ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
+             [](OpBuilder &nb, Location nloc, ValueRange a) {
+               SmallVector<Value> x(a.take_front(2));
+               for (Value &v : x)
+                 if (!v.getType().isF32())
+                   v = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), v);
+               Value prod = arith::MulFOp::create(nb, nloc, x[0], x[1]);
+               linalg::YieldOp::create(
+                   nb, nloc,
+                   arith::AddFOp::create(nb, nloc, a[2], prod).getResult());
+             })
+      .getResult(0);
+}
+
 /// Scores `s[b, h, i, t] = scale * sum_d q[b, h, i, d] * k[b, h, t, d]` over
 /// float keys `k[B, H, n, D]`.
 Value floatScores(OpBuilder &b, Location loc, Value q4, Value keys,
@@ -346,28 +376,10 @@ Value floatScores(OpBuilder &b, Location loc, Value q4, Value keys,
       b.getIndexAttr(qt.getDimSize(0)), b.getIndexAttr(qt.getDimSize(1)),
       b.getIndexAttr(qt.getDimSize(2)), tensor::getMixedSize(b, loc, keys, 2)};
   Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
-  MLIRContext *ctx = b.getContext();
   AffineExpr bb, h, i, t, d;
-  bindDims(ctx, bb, h, i, t, d);
-  auto map = [&](ArrayRef<AffineExpr> r) {
-    return AffineMap::get(5, 0, r, ctx);
-  };
-  Value s = linalg::GenericOp::create(
-                b, loc, TypeRange{init.getType()}, ValueRange{q4, keys},
-                ValueRange{init},
-                ArrayRef<AffineMap>{map({bb, h, i, d}), map({bb, h, t, d}),
-                                    map({bb, h, i, t})},
-                ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
-                [](OpBuilder &nb, Location nloc, ValueRange a) {
-                  Value k = a[1];
-                  if (!k.getType().isF32())
-                    k = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), k);
-                  Value p = arith::MulFOp::create(nb, nloc, a[0], k);
-                  linalg::YieldOp::create(
-                      nb, nloc, arith::AddFOp::create(nb, nloc, a[2], p)
-                                    .getResult());
-                })
-                .getResult(0);
+  bindDims(b.getContext(), bb, h, i, t, d);
+  Value s = multiplyAccumulate(b, loc, q4, keys, init, {bb, h, i, d},
+                               {bb, h, t, d});
   Value factor = f32Const(b, loc, scale);
   return elementwise(b, loc, s, s,
                      [&](OpBuilder &nb, Location nloc, ValueRange a) {
@@ -475,28 +487,10 @@ Value softmaxWeights(OpBuilder &b, Location loc, Value s, Value &sum) {
 /// values.
 Value floatWeightedSum(OpBuilder &b, Location loc, Value p, Value values,
                        Value acc) {
-  MLIRContext *ctx = b.getContext();
   AffineExpr bb, h, i, d, t;
-  bindDims(ctx, bb, h, i, d, t);
-  auto map = [&](ArrayRef<AffineExpr> r) {
-    return AffineMap::get(5, 0, r, ctx);
-  };
-  return linalg::GenericOp::create(
-             b, loc, TypeRange{acc.getType()}, ValueRange{p, values},
-             ValueRange{acc},
-             ArrayRef<AffineMap>{map({bb, h, i, t}), map({bb, h, t, d}),
-                                 map({bb, h, i, d})},
-             ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
-             [](OpBuilder &nb, Location nloc, ValueRange a) {
-               Value v = a[1];
-               if (!v.getType().isF32())
-                 v = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), v);
-               Value prod = arith::MulFOp::create(nb, nloc, a[0], v);
-               linalg::YieldOp::create(
-                   nb, nloc,
-                   arith::AddFOp::create(nb, nloc, a[2], prod).getResult());
-             })
-      .getResult(0);
+  bindDims(b.getContext(), bb, h, i, d, t);
+  return multiplyAccumulate(b, loc, p, values, acc, {bb, h, i, t},
+                            {bb, h, t, d});
 }
 
 /// The same over quantized values: codes `[B, H, n, P]`, statistics
@@ -765,37 +759,54 @@ struct DecodeKernel {
         });
     scores = windowLoop.getResult(0);
 
-    // Softmax weights in place, and their sums.
+    // Softmax weights in place, and their sums, 16 scores at a time (the
+    // lanes past the chunk read as -inf: weight 0, not written).
     float inf = std::numeric_limits<float>::infinity();
+    constexpr int64_t kLanes = 16;
+    VectorType vS = VectorType::get({kLanes}, b.getF32Type());
+    Value lanes = idx(kLanes);
+    Value minusInf = f32Const(b, loc, -inf);
+    auto readScores = [&](Value from, Value i, Value t) {
+      return vector::TransferReadOp::create(b, loc, vS, from,
+                                            ValueRange{i, t}, minusInf,
+                                            ArrayRef<bool>{false});
+    };
     SmallVector<Value> sums, maxima;
     for (int64_t i = 0; i < g; ++i) {
       auto maxLoop = scf::ForOp::create(
-          b, loc, zero, len, one, ValueRange{f32Const(b, loc, -inf)},
+          b, loc, zero, len, lanes,
+          ValueRange{vector::BroadcastOp::create(b, loc, vS, minusInf)},
           [&](OpBuilder &, Location, Value t, ValueRange args) {
-            Value s = tensor::ExtractOp::create(b, loc, scores,
-                                                ValueRange{idx(i), t});
+            Value s = readScores(scores, idx(i), t);
             scf::YieldOp::create(
                 b, loc,
                 ValueRange{arith::MaximumFOp::create(b, loc, args[0], s)});
           });
-      Value m = maxLoop.getResult(0);
+      Value m = vector::ReductionOp::create(
+          b, loc, vector::CombiningKind::MAXIMUMF, maxLoop.getResult(0));
       maxima.push_back(m);
+      Value mv = vector::BroadcastOp::create(b, loc, vS, m);
       auto expLoop = scf::ForOp::create(
-          b, loc, zero, len, one, ValueRange{scores, f32Const(b, loc, 0.0)},
+          b, loc, zero, len, lanes,
+          ValueRange{scores, arith::ConstantOp::create(
+                                 b, loc, b.getZeroAttr(vS))},
           [&](OpBuilder &, Location, Value t, ValueRange args) {
-            Value s = tensor::ExtractOp::create(b, loc, args[0],
-                                                ValueRange{idx(i), t});
+            Value s = readScores(args[0], idx(i), t);
             Value pr = math::ExpOp::create(
-                b, loc, arith::SubFOp::create(b, loc, s, m));
-            Value updated = tensor::InsertOp::create(b, loc, pr, args[0],
-                                                     ValueRange{idx(i), t});
+                b, loc, arith::SubFOp::create(b, loc, s, mv));
+            Value updated = vector::TransferWriteOp::create(
+                                b, loc, pr, args[0], ValueRange{idx(i), t},
+                                ArrayRef<bool>{false})
+                                .getResult();
             scf::YieldOp::create(
                 b, loc,
                 ValueRange{updated,
                            arith::AddFOp::create(b, loc, args[1], pr)});
           });
       scores = expLoop.getResult(0);
-      sums.push_back(expLoop.getResult(1));
+      sums.push_back(vector::ReductionOp::create(
+          b, loc, vector::CombiningKind::ADD, expLoop.getResult(1),
+          kReassoc));
     }
 
     // Weighted sums of values.
@@ -1208,30 +1219,10 @@ struct DecodeAttentionLowering
           SmallVector<OpFoldResult> shape = {
               b.getIndexAttr(bsz), b.getIndexAttr(h), n, b.getIndexAttr(d)};
           Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
-          MLIRContext *ctx = b.getContext();
           AffineExpr bb, hh, t, dd, r;
-          bindDims(ctx, bb, hh, t, dd, r);
-          auto map = [&](ArrayRef<AffineExpr> res) {
-            return AffineMap::get(5, 0, res, ctx);
-          };
-          return linalg::GenericOp::create(
-                     b, loc, TypeRange{init.getType()}, ValueRange{c, up},
-                     ValueRange{init},
-                     ArrayRef<AffineMap>{map({bb, t, r}), map({r, hh, dd}),
-                                         map({bb, hh, t, dd})},
-                     ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
-                     [](OpBuilder &nb, Location nloc, ValueRange a) {
-                       Value x = a[0];
-                       if (!x.getType().isF32())
-                         x = arith::ExtFOp::create(nb, nloc, nb.getF32Type(),
-                                                   x);
-                       Value p = arith::MulFOp::create(nb, nloc, x, a[1]);
-                       linalg::YieldOp::create(
-                           nb, nloc,
-                           arith::AddFOp::create(nb, nloc, a[2], p)
-                               .getResult());
-                     })
-              .getResult(0);
+          bindDims(b.getContext(), bb, hh, t, dd, r);
+          return multiplyAccumulate(b, loc, c, up, init, {bb, t, r},
+                                    {r, hh, dd});
         };
         Value keys = reconstruct(adaptor.getUpKeys().front());
         Value values = reconstruct(adaptor.getUpValues().front());

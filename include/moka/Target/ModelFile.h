@@ -1,0 +1,29 @@
+//===- ModelFile.h - Reading a model for the tools --------------*- C++ -*-===//
+//
+// What moka-run and mokac do first with a .mlir file: parse and verify it,
+// and expand its kv caches into their storage tensors (the signature a
+// caller sees).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOKA_TARGET_MODELFILE_H
+#define MOKA_TARGET_MODELFILE_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <string>
+
+namespace moka {
+
+/// Parses `path` into `context` (diagnostics through `sourceMgr`'s handler
+/// if the caller installed one) and expands its caches (`cpuKernels`: with
+/// the CPU kernels for attention). Returns null with `error` set on failure.
+mlir::OwningOpRef<mlir::ModuleOp>
+readModelFile(mlir::MLIRContext &context, llvm::SourceMgr &sourceMgr,
+              llvm::StringRef path, bool cpuKernels, std::string &error);
+
+} // namespace moka
+
+#endif // MOKA_TARGET_MODELFILE_H
