@@ -74,3 +74,33 @@ def test_mixtral_block(tokens):
                     w2, w3, device="cuda")
     ref = reference.moe_layer(x, gate, w1, w2, w3, 2, normalize=True)
     assert rel_err(y, ref) < 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["f32", "i4"])
+def test_kv_append_and_decode_attention(fmt):
+    from moka.reference import (kv_append, kv_attention, kv_cache_type,
+                                kv_empty)
+    quantized = fmt.startswith("i")
+    t = kv_cache_type((1, 8, 1024, 128), fmt,
+                      key_group=32 if quantized else None,
+                      value_group=32 if quantized else None,
+                      window=128 if quantized else None)
+    ir = f"""
+func.func @fill(%k: tensor<1x8x?x128xf32>, %v: tensor<1x8x?x128xf32>) -> {t.mlir} {{
+  %c0 = kv.empty : {t.mlir}
+  %c1 = kv.append %c0, %k, %v : {t.mlir}, tensor<1x8x?x128xf32>, tensor<1x8x?x128xf32>
+  return %c1 : {t.mlir}
+}}
+func.func @attend(%q: tensor<1x32x128xf32>, %c: {t.mlir}) -> tensor<1x32x128xf32> {{
+  %o = kv.decode_attention %q, %c : tensor<1x32x128xf32>, {t.mlir} -> tensor<1x32x128xf32>
+  return %o : tensor<1x32x128xf32>
+}}"""
+    rng = np.random.default_rng(3)
+    k = rng.standard_normal((1, 8, 700, 128)).astype(np.float32)
+    v = rng.standard_normal((1, 8, 700, 128)).astype(np.float32)
+    storage = moka.run(ir, "fill", k, v, device="cuda")
+    expected = kv_append(kv_empty(t), t, k, v)
+    assert int(storage[-1]) == 700
+    q = rng.standard_normal((1, 32, 128)).astype(np.float32)
+    (o,) = moka.run(ir, "attend", q, *storage, device="cuda")
+    assert rel_err(o, kv_attention(q, expected, t)) < 1e-5
