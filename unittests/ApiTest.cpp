@@ -183,3 +183,19 @@ TEST(Api, DTypeSizesAndViews) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Api, RejectsAResultThatIsAnArgument) {
+  float data[6] = {};
+  int64_t shape[2] = {2, 3};
+  moka_tensor x = moka_tensor_view(data, MOKA_DTYPE_F32, 2, shape);
+  void *tensors[] = {&x, &x};
+  EXPECT_EQ(mokaInvoke(kDouble, tensors, doublePacked),
+            MOKA_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(moka_last_error(),
+               "double: result #0 is the same moka_tensor as argument #0");
+  EXPECT_EQ(x.data, static_cast<void *>(data)); // Left as it was.
+}
+
+} // namespace

@@ -8,7 +8,9 @@
  *
  * declared in the header `mokac --emit=header` writes, which also documents
  * each argument's dtype and shape. Arguments are read, never modified, and
- * may be released as soon as the call returns. On MOKA_OK every result
+ * may be released as soon as the call returns. Result structs are
+ * overwritten (release a result you keep before reusing its struct); a
+ * struct may not be both an argument and a result. On MOKA_OK every result
  * tensor holds a buffer the runtime allocated: release it with
  * moka_tensor_release(). On any other status the results are left empty
  * (data == NULL, rank == 0), nothing needs releasing, and

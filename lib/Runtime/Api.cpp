@@ -247,13 +247,27 @@ int32_t mokaInvoke(const char *signatureText, void **tensors,
   const std::string fn = sig.name + ": ";
   size_t numIn = sig.inputs.size(), numOut = sig.results.size();
 
+  // Result structs must be distinct from the arguments (which are read
+  // after the results have been emptied) and from each other.
   for (size_t i = 0; i < numOut; ++i) {
-    auto *out = static_cast<moka_tensor *>(tensors[numIn + i]);
+    void *out = tensors[numIn + i];
     if (!out)
       return fail(MOKA_ERROR_INVALID_ARGUMENT,
                   fn + "result #" + std::to_string(i) + " is a null pointer");
-    std::memset(out, 0, sizeof(*out));
+    for (size_t j = 0; j < numIn; ++j)
+      if (tensors[j] == out)
+        return fail(MOKA_ERROR_INVALID_ARGUMENT,
+                    fn + "result #" + std::to_string(i) +
+                        " is the same moka_tensor as argument #" +
+                        std::to_string(j));
+    for (size_t j = 0; j < i; ++j)
+      if (tensors[numIn + j] == out)
+        return fail(MOKA_ERROR_INVALID_ARGUMENT,
+                    fn + "results #" + std::to_string(j) + " and #" +
+                        std::to_string(i) + " are the same moka_tensor");
   }
+  for (size_t i = 0; i < numOut; ++i)
+    std::memset(tensors[numIn + i], 0, sizeof(moka_tensor));
 
   // Validate the arguments and build their descriptors.
   std::vector<std::vector<int64_t>> descriptors(numIn);
@@ -356,8 +370,25 @@ int32_t mokaInvoke(const char *signatureText, void **tensors,
     }
     void *copy = mokaAlloc(count * eltSize);
     if (!copy) {
+      // Nothing reaches the caller: free what was handed over or kept.
       for (size_t q = 0; q < r; ++q)
         moka_tensor_release(static_cast<moka_tensor *>(tensors[numIn + q]));
+      std::memset(out, 0, sizeof(*out));
+      for (void *p : released)
+        mokaFree(p);
+      for (size_t q = r; q < numOut; ++q) {
+        void *allocated = reinterpret_cast<void *>(
+            results[resultOffsets[q]]);
+        bool mine = mokaAllocOwns(allocated);
+        for (void *p : inputData)
+          mine = mine && p != allocated;
+        for (void *p : claimed)
+          mine = mine && p != allocated;
+        if (mine) {
+          claimed.push_back(allocated);
+          mokaFree(allocated);
+        }
+      }
       return fail(MOKA_ERROR_OUT_OF_MEMORY,
                   fn + "out of memory copying result #" + std::to_string(r));
     }

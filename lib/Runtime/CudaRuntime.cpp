@@ -95,7 +95,7 @@ Driver &driver() {
       d->error = "no CUDA device is available";
       return d;
     }
-    CUdevice device;
+    CUdevice device = 0;
     if (d->cuDeviceGet(&device, 0) != 0 ||
         d->cuDevicePrimaryCtxRetain(&d->context, device) != 0)
       d->error = "cannot create a CUDA context on device 0";
@@ -129,19 +129,27 @@ Driver &ready() {
   return d;
 }
 
+/// Runs `call` (returning a CUresult) with the primary context current,
+/// then reports a failure, once the context is popped again (the report
+/// unwinds the stack: nothing with a destructor may be live here).
+template <typename Call>
+void inContext(const char *what, Call call) {
+  Driver &d = ready();
+  CUresult pushed = d.cuCtxPushCurrent_v2(d.context);
+  if (pushed != 0)
+    fail("cuCtxPushCurrent", pushed);
+  CUresult result = call(d);
+  d.cuCtxPopCurrent_v2(nullptr);
+  if (result != 0)
+    fail(what, result);
+}
+
 #define CHECK(call)                                                            \
   do {                                                                         \
     CUresult result = (call);                                                  \
     if (result != 0)                                                           \
       fail(#call, result);                                                     \
   } while (false)
-
-/// Makes the primary context current for the scope.
-struct ScopedContext {
-  Driver &d;
-  ScopedContext() : d(ready()) { CHECK(d.cuCtxPushCurrent_v2(d.context)); }
-  ~ScopedContext() { d.cuCtxPopCurrent_v2(nullptr); }
-};
 
 } // namespace
 
@@ -200,21 +208,23 @@ void *moka::cudaAllocManaged(size_t bytes) {
 
 void moka::cudaFreeManaged(void *ptr) {
   Driver &d = driver();
-  if (ptr && d.error.empty())
-    d.cuMemFree_v2(reinterpret_cast<CUdeviceptr>(ptr));
+  if (!ptr || !d.error.empty())
+    return;
+  d.cuCtxPushCurrent_v2(d.context);
+  d.cuMemFree_v2(reinterpret_cast<CUdeviceptr>(ptr));
+  d.cuCtxPopCurrent_v2(nullptr);
 }
 
 extern "C" {
 
 void *mgpuModuleLoad(void *data, size_t) {
-  ScopedContext scope;
   Handle module = nullptr;
-  CHECK(scope.d.cuModuleLoadData(&module, data));
+  inContext("cuModuleLoadData",
+            [&](Driver &d) { return d.cuModuleLoadData(&module, data); });
   return module;
 }
 
 void *mgpuModuleLoadJIT(void *data, int optLevel, size_t) {
-  ScopedContext scope;
   Handle module = nullptr;
   static thread_local char log[4096];
   log[0] = '\0';
@@ -222,8 +232,12 @@ void *mgpuModuleLoadJIT(void *data, int optLevel, size_t) {
                    kJitOptimizationLevel};
   void *values[] = {log, reinterpret_cast<void *>(sizeof(log)),
                     reinterpret_cast<void *>(static_cast<intptr_t>(optLevel))};
-  CUresult result =
-      scope.d.cuModuleLoadDataEx(&module, data, 3, options, values);
+  Driver &d = ready();
+  CUresult pushed = d.cuCtxPushCurrent_v2(d.context);
+  if (pushed != 0)
+    fail("cuCtxPushCurrent", pushed);
+  CUresult result = d.cuModuleLoadDataEx(&module, data, 3, options, values);
+  d.cuCtxPopCurrent_v2(nullptr);
   if (result != 0) {
     if (log[0])
       mokaCheckFailed(log);
@@ -239,9 +253,10 @@ void mgpuModuleUnload(void *module) {
 }
 
 void *mgpuModuleGetFunction(void *module, const char *name) {
-  ScopedContext scope;
   Handle function = nullptr;
-  CHECK(scope.d.cuModuleGetFunction(&function, module, name));
+  inContext("cuModuleGetFunction", [&](Driver &d) {
+    return d.cuModuleGetFunction(&function, module, name);
+  });
   return function;
 }
 
@@ -249,18 +264,20 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                       intptr_t blockZ, int32_t smem, void *stream,
                       void **params, void **extra, size_t) {
-  ScopedContext scope;
   // An empty grid (an empty tensor) launches nothing.
   if (gridX == 0 || gridY == 0 || gridZ == 0)
     return;
-  CHECK(scope.d.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY,
-                               blockZ, smem, stream, params, extra));
+  inContext("cuLaunchKernel", [&](Driver &d) {
+    return d.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY,
+                            blockZ, smem, stream, params, extra);
+  });
 }
 
 void *mgpuStreamCreate(void) {
-  ScopedContext scope;
   Handle stream = nullptr;
-  CHECK(scope.d.cuStreamCreate(&stream, kStreamNonBlocking));
+  inContext("cuStreamCreate", [&](Driver &d) {
+    return d.cuStreamCreate(&stream, kStreamNonBlocking);
+  });
   return stream;
 }
 
@@ -277,9 +294,10 @@ void mgpuStreamWaitEvent(void *stream, void *event) {
 }
 
 void *mgpuEventCreate(void) {
-  ScopedContext scope;
   Handle event = nullptr;
-  CHECK(scope.d.cuEventCreate(&event, kEventDisableTiming));
+  inContext("cuEventCreate", [&](Driver &d) {
+    return d.cuEventCreate(&event, kEventDisableTiming);
+  });
   return event;
 }
 
@@ -294,39 +312,44 @@ void mgpuEventRecord(void *event, void *stream) {
 }
 
 void *mgpuMemAlloc(uint64_t bytes, void *, bool isHostShared) {
-  ScopedContext scope;
   CUdeviceptr ptr = 0;
-  if (isHostShared)
-    CHECK(scope.d.cuMemAllocManaged(&ptr, bytes ? bytes : 1,
-                                    kMemAttachGlobal));
-  else
-    CHECK(scope.d.cuMemAlloc_v2(&ptr, bytes ? bytes : 1));
+  inContext(isHostShared ? "cuMemAllocManaged" : "cuMemAlloc",
+            [&](Driver &d) {
+              return isHostShared
+                         ? d.cuMemAllocManaged(&ptr, bytes ? bytes : 1,
+                                               kMemAttachGlobal)
+                         : d.cuMemAlloc_v2(&ptr, bytes ? bytes : 1);
+            });
   return reinterpret_cast<void *>(ptr);
 }
 
 void mgpuMemFree(void *ptr, void *) {
   if (ptr)
-    CHECK(ready().cuMemFree_v2(reinterpret_cast<CUdeviceptr>(ptr)));
+    inContext("cuMemFree", [&](Driver &d) {
+      return d.cuMemFree_v2(reinterpret_cast<CUdeviceptr>(ptr));
+    });
 }
 
 void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream) {
-  ScopedContext scope;
-  CHECK(scope.d.cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
-                              reinterpret_cast<CUdeviceptr>(src), bytes,
-                              stream));
+  inContext("cuMemcpyAsync", [&](Driver &d) {
+    return d.cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
+                           reinterpret_cast<CUdeviceptr>(src), bytes, stream);
+  });
 }
 
 void mgpuMemset32(void *dst, unsigned value, size_t count, void *stream) {
-  ScopedContext scope;
-  CHECK(scope.d.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value,
-                                 count, stream));
+  inContext("cuMemsetD32Async", [&](Driver &d) {
+    return d.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value,
+                              count, stream);
+  });
 }
 
 void mgpuMemset16(void *dst, unsigned short value, size_t count,
                   void *stream) {
-  ScopedContext scope;
-  CHECK(scope.d.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value,
-                                 count, stream));
+  inContext("cuMemsetD16Async", [&](Driver &d) {
+    return d.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value,
+                              count, stream);
+  });
 }
 
 void mgpuSetDefaultDevice(int32_t) {}

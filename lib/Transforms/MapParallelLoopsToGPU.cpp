@@ -26,6 +26,7 @@ using gpu::Processor;
 namespace {
 
 constexpr int64_t kWarp = 32;
+constexpr int64_t kMaxGridYZ = 65535;
 
 gpu::ParallelLoopDimMappingAttr mapTo(MLIRContext *ctx, Processor p) {
   AffineMap id = AffineMap::getMultiDimIdentityMap(1, ctx);
@@ -73,11 +74,22 @@ struct MapParallelLoopsToGPUPass
         threadDim = 0;
       SmallVector<int64_t> tiles(n, 1);
       tiles[threadDim] = blockSize;
+      // Static trip counts, where known (before tiling rewrites the steps).
+      SmallVector<std::optional<int64_t>> trips(n);
+      for (unsigned d = 0; d < n; ++d) {
+        std::optional<int64_t> l = getConstantIntValue(op.getLowerBound()[d]);
+        std::optional<int64_t> u = getConstantIntValue(op.getUpperBound()[d]);
+        std::optional<int64_t> s = getConstantIntValue(op.getStep()[d]);
+        if (l && u && s && *s > 0)
+          trips[d] = llvm::divideCeil(std::max<int64_t>(*u - *l, 0), *s);
+      }
       auto [outer, inner] =
           scf::tileParallelLoop(op, tiles, /*noMinMaxBounds=*/true);
 
-      // Grid: dimension 0 on block_x, the threads' dimension's tiles and
-      // one more dimension on block_y and block_z.
+      // Grid: dimension 0 on block_x (up to 2^31 - 1 blocks), the threads'
+      // dimension's tiles on block_y, and a further dimension on block_z
+      // only when it statically fits CUDA's 65535; the others run
+      // sequentially in each thread.
       SmallVector<gpu::ParallelLoopDimMappingAttr> outerMap(
           n, mapTo(ctx, Processor::Sequential));
       SmallVector<Processor> free = {Processor::BlockY, Processor::BlockZ};
@@ -88,6 +100,8 @@ struct MapParallelLoopsToGPUPass
       }
       for (unsigned d = 1; d < n && !free.empty(); ++d) {
         if (d == threadDim)
+          continue;
+        if (!trips[d] || *trips[d] > kMaxGridYZ)
           continue;
         outerMap[d] = mapTo(ctx, free.front());
         free.erase(free.begin());

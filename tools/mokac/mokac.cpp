@@ -228,9 +228,11 @@ void linkSharedLibrary(const char *argv0, llvm::StringRef object,
   std::string error;
   int rc = llvm::sys::ExecuteAndWait(driver, refs, std::nullopt, {}, 0, 0,
                                      &error);
-  if (rc != 0)
+  if (rc != 0) {
+    llvm::sys::fs::remove(object); // fail() exits past the caller's cleanup.
     fail("linking '" + output + "' with " + driver + " failed" +
          (error.empty() ? "" : ": " + error));
+  }
 }
 
 /// --target=nvptx: the GPU pipeline; writes the kernels' PTX (one module)

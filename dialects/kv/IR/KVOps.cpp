@@ -90,6 +90,10 @@ LogicalResult DecodeAttentionOp::verify() {
       return emitOpError("scale must be positive and finite");
   if (query.getRank() != 3)
     return emitOpError() << "query must be B x H_q x D, got " << query;
+  if (!query.hasStaticShape())
+    return emitOpError() << "query must have a static shape, got " << query;
+  if (static_cast<bool>(getUpKeys()) != static_cast<bool>(getUpValues()))
+    return emitOpError("up-projections come in pairs: keys and values");
   if (query != result)
     return emitOpError() << "result type " << result
                          << " must equal the query type " << query;
@@ -108,7 +112,7 @@ LogicalResult DecodeAttentionOp::verify() {
   int64_t width = cache.isLatent() ? cache.getRank() : d;
   if (failed(checkShape(*this, "query", query, {b, -1, width})))
     return failure();
-  if (cache.isLatent() || query.isDynamicDim(1))
+  if (cache.isLatent())
     return success();
   int64_t hq = query.getDimSize(1);
   if (hq % h != 0)

@@ -106,7 +106,10 @@ def LowerRuntimeChecksPass : Pass<"moka-lower-runtime-checks", "mlir::ModuleOp">
     false, to the runtime function `mokaCheckFailed(const char *)` with the
     message. In libraries built by `mokac`, this returns
     MOKA_ERROR_RUNTIME_CHECK and the message to the caller instead of
-    aborting the process (the upstream lowering prints and aborts).
+    aborting the process (the upstream lowering prints and aborts). Checks
+    inside `scf.forall` / `scf.parallel` (which may run on worker threads,
+    from which the runtime cannot return to the caller) are left to print
+    and abort.
   }];
   let dependentDialects = [
     "mlir::LLVM::LLVMDialect",

@@ -1079,6 +1079,41 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
     int64_t tokenDim = type.isLatent() ? 1 : 2;
     Value n = lengthOf(b, loc, storage.back(), type);
     Value count = tensor::DimOp::create(b, loc, keys, tokenDim);
+    // Dynamic sizes of the new tokens must match the cache (and keys the
+    // values): the writes below take their extents from these tensors.
+    SmallVector<std::pair<Value, int64_t>> expected;
+    if (type.isLatent()) {
+      expected = {{keys, type.getBatch()}, {Value(), 0}, {keys, type.getRank()}};
+    } else {
+      expected = {{keys, type.getBatch()}, {keys, type.getHeads()},
+                  {Value(), 0}, {keys, type.getHeadSize()}};
+    }
+    auto sizeCheck = [&](Value tensor, int64_t dim, Value want) {
+      if (!cast<RankedTensorType>(tensor.getType()).isDynamicDim(dim))
+        return;
+      Value have = tensor::DimOp::create(b, loc, tensor, dim);
+      Value same =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, have, want);
+      cf::AssertOp::create(b, loc, same,
+                           "kv.append: the new tokens' sizes do not match "
+                           "the cache (or keys and values differ)");
+    };
+    for (Value t : {keys, values}) {
+      if (!t)
+        continue;
+      for (auto [dim, e] : llvm::enumerate(expected))
+        if (e.first)
+          sizeCheck(t, dim, indexConst(b, loc, e.second));
+    }
+    if (values && (cast<RankedTensorType>(keys.getType()).isDynamicDim(2) ||
+                   cast<RankedTensorType>(values.getType()).isDynamicDim(2))) {
+      Value same = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq, count,
+          tensor::DimOp::create(b, loc, values, 2));
+      cf::AssertOp::create(b, loc, same,
+                           "kv.append: keys and values hold different token "
+                           "counts");
+    }
     Value total = arith::AddIOp::create(b, loc, n, count);
     Value fits = arith::CmpIOp::create(
         b, loc, arith::CmpIPredicate::ule, total,

@@ -184,3 +184,19 @@ func.func @f(%c: !kv.cache<1x8x256x128, f32, rank = 64>, %q: tensor<1x8x128xf32>
 
 // expected-error @+1 {{key_group must be positive, got 0}}
 func.func @f(%c: !kv.cache<1x8x256x128, i4, key_group = 0, value_group = 32, window = 128>)
+
+// -----
+
+func.func @f(%c: !kv.cache<1x8x256x128, f32>, %q: tensor<1x?x128xf32>) {
+  // expected-error @+1 {{'kv.decode_attention' op query must have a static shape, got 'tensor<1x?x128xf32>'}}
+  %0 = kv.decode_attention %q, %c : tensor<1x?x128xf32>, !kv.cache<1x8x256x128, f32> -> tensor<1x?x128xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: !kv.cache<1x8x256x128, f32, rank = 64>, %q: tensor<1x8x128xf32>, %u: tensor<64x8x128xf32>) {
+  // expected-error @+1 {{'kv.decode_attention' op up-projections come in pairs: keys and values}}
+  %0 = "kv.decode_attention"(%q, %c, %u) <{operandSegmentSizes = array<i32: 1, 1, 1, 0>}> : (tensor<1x8x128xf32>, !kv.cache<1x8x256x128, f32, rank = 64>, tensor<64x8x128xf32>) -> tensor<1x8x128xf32>
+  return
+}
