@@ -687,3 +687,22 @@ def kv_attention(q, storage, t, scale=None, up_k=None, up_v=None):
             out[b, h * g:(h + 1) * g] = _attend(q[b, h * g:(h + 1) * g],
                                                 keys, values, scale)
     return out
+
+
+def prefill_attention(q, k, v, causal=True, scale=None):
+    """Attention within a block in float64: q [B, H_q, T, D], k and v
+    [B, H_kv, T, D]; query head h uses key/value head h // (H_q / H_kv);
+    with `causal`, query i attends to keys 0..i. Returns [B, H_q, T, D]."""
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    _, hq, t, d = q.shape
+    g = hq // k.shape[1]
+    scale = 1.0 / np.sqrt(d) if scale is None else scale
+    out = np.zeros_like(q)
+    future = np.triu(np.ones((t, t), dtype=bool), 1)
+    for h in range(hq):
+        s = q[:, h] @ k[:, h // g].transpose(0, 2, 1) * scale
+        if causal:
+            s = np.where(future[None], -np.inf, s)
+        p = np.exp(s - s.max(-1, keepdims=True))
+        out[:, h] = (p / p.sum(-1, keepdims=True)) @ v[:, h // g]
+    return out

@@ -122,3 +122,48 @@ LogicalResult DecodeAttentionOp::verify() {
                          << h;
   return success();
 }
+
+double PrefillAttentionOp::getEffectiveScale() {
+  if (std::optional<APFloat> s = getScale())
+    return s->convertToDouble();
+  auto q = cast<RankedTensorType>(getQuery().getType());
+  return 1.0 / std::sqrt(double(q.getDimSize(3)));
+}
+
+LogicalResult PrefillAttentionOp::verify() {
+  auto q = cast<RankedTensorType>(getQuery().getType());
+  auto k = cast<RankedTensorType>(getKeys().getType());
+  auto v = cast<RankedTensorType>(getValues().getType());
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+    return emitOpError("query, keys and values must be B x H x T x D");
+  if (q != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the query type " << q;
+  if (k != v)
+    return emitOpError() << "keys " << k << " and values " << v
+                         << " must have the same type";
+  // Batch, heads and head size are static (the lowering reshapes heads
+  // into groups); the token count may be dynamic.
+  for (int64_t d : {0, 1, 3})
+    if (q.isDynamicDim(d) || k.isDynamicDim(d))
+      return emitOpError("batch, head and head-size dimensions must be "
+                         "static");
+  if (q.getDimSize(0) != k.getDimSize(0) ||
+      q.getDimSize(3) != k.getDimSize(3))
+    return emitOpError() << "query " << q << " and keys " << k
+                         << " differ in batch or head size";
+  if (!q.isDynamicDim(2) && !k.isDynamicDim(2) &&
+      q.getDimSize(2) != k.getDimSize(2))
+    return emitOpError() << "query and keys hold different token counts ("
+                         << q.getDimSize(2) << " vs " << k.getDimSize(2)
+                         << ")";
+  if (q.getDimSize(1) % k.getDimSize(1) != 0)
+    return emitOpError() << "query heads H_q = " << q.getDimSize(1)
+                         << " are not a multiple of the key/value heads "
+                            "H_kv = "
+                         << k.getDimSize(1);
+  if (std::optional<APFloat> s = getScale())
+    if (!(s->convertToDouble() > 0) || !std::isfinite(s->convertToDouble()))
+      return emitOpError("scale must be positive and finite");
+  return success();
+}

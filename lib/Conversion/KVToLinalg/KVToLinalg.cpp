@@ -371,10 +371,8 @@ Value multiplyAccumulate(OpBuilder &b, Location loc, Value lhs, Value rhs,
 /// float keys `k[B, H, n, D]`.
 Value floatScores(OpBuilder &b, Location loc, Value q4, Value keys,
                   double scale) {
-  auto qt = cast<RankedTensorType>(q4.getType());
-  SmallVector<OpFoldResult> shape = {
-      b.getIndexAttr(qt.getDimSize(0)), b.getIndexAttr(qt.getDimSize(1)),
-      b.getIndexAttr(qt.getDimSize(2)), tensor::getMixedSize(b, loc, keys, 2)};
+  SmallVector<OpFoldResult> shape = mixedSizes(b, loc, q4);
+  shape[3] = tensor::getMixedSize(b, loc, keys, 2);
   Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
   AffineExpr bb, h, i, t, d;
   bindDims(b.getContext(), bb, h, i, t, d);
@@ -1327,6 +1325,75 @@ struct DecodeAttentionLowering
   }
 };
 
+struct PrefillAttentionLowering
+    : public OpConversionPattern<kv::PrefillAttentionOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(kv::PrefillAttentionOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    Value q = adaptor.getQuery(), k = adaptor.getKeys(),
+          v = adaptor.getValues();
+    auto qt = cast<RankedTensorType>(q.getType());
+    auto kt = cast<RankedTensorType>(k.getType());
+    int64_t bsz = qt.getDimSize(0), hkv = kt.getDimSize(1);
+    int64_t g = qt.getDimSize(1) / hkv, d = qt.getDimSize(3);
+    Value tokens = tensor::DimOp::create(b, loc, k, 2);
+    if (qt.isDynamicDim(2) || kt.isDynamicDim(2)) {
+      Value same = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq, tokens,
+          tensor::DimOp::create(b, loc, q, 2));
+      cf::AssertOp::create(b, loc, same,
+                           "kv.prefill_attention: query and keys hold "
+                           "different token counts");
+    }
+    // Query heads grouped by key/value head, rows (query head, token).
+    int64_t t = kt.getDimSize(2);
+    Value q5 = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({bsz, hkv, g, t, d}, b.getF32Type()), q,
+        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}, {4}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(hkv),
+                                  b.getIndexAttr(g), tokens,
+                                  b.getIndexAttr(d)});
+    Value q4 = tensor::CollapseShapeOp::create(
+        b, loc, q5, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+    Value s = floatScores(b, loc, q4, k, op.getEffectiveScale());
+    if (op.getCausal()) {
+      // Row r holds query token r mod T; keys after it are masked.
+      float inf = std::numeric_limits<float>::infinity();
+      Value minusInf = f32Const(b, loc, -inf);
+      s = elementwise(b, loc, s, s,
+                      [&](OpBuilder &nb, Location nloc, ValueRange a) {
+                        Value row = linalg::IndexOp::create(nb, nloc, 2);
+                        Value key = linalg::IndexOp::create(nb, nloc, 3);
+                        Value query = arith::RemUIOp::create(nb, nloc, row,
+                                                             tokens);
+                        Value future = arith::CmpIOp::create(
+                            nb, nloc, arith::CmpIPredicate::ugt, key, query);
+                        return arith::SelectOp::create(nb, nloc, future,
+                                                       minusInf, a[0])
+                            .getResult();
+                      });
+    }
+    Value l;
+    Value p = softmaxWeights(b, loc, s, l);
+    Value acc = filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
+    Value o4 = normalize(b, loc, floatWeightedSum(b, loc, p, v, acc), l);
+    Value o5 = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({bsz, hkv, g, t, d}, b.getF32Type()),
+        o4, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(hkv),
+                                  b.getIndexAttr(g), tokens,
+                                  b.getIndexAttr(d)});
+    rewriter.replaceOp(op, tensor::CollapseShapeOp::create(
+                               b, loc, qt, o5,
+                               SmallVector<ReassociationIndices>{
+                                   {0}, {1, 2}, {3}, {4}}));
+    return success();
+  }
+};
+
 struct ConvertKVToLinalgPass
     : public moka::impl::ConvertKVToLinalgPassBase<ConvertKVToLinalgPass> {
   using Base::Base;
@@ -1355,7 +1422,8 @@ struct ConvertKVToLinalgPass
         [&](Operation *op) { return converter.isLegal(op); });
 
     RewritePatternSet patterns(ctx);
-    patterns.add<EmptyLowering, AppendLowering>(converter, ctx);
+    patterns.add<EmptyLowering, AppendLowering, PrefillAttentionLowering>(
+        converter, ctx);
     patterns.add<DecodeAttentionLowering>(converter, ctx, cpuKernels);
     populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
                                                                    converter);

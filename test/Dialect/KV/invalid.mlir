@@ -200,3 +200,67 @@ func.func @f(%c: !kv.cache<1x8x256x128, f32, rank = 64>, %q: tensor<1x8x128xf32>
   %0 = "kv.decode_attention"(%q, %c, %u) <{operandSegmentSizes = array<i32: 1, 1, 1, 0>}> : (tensor<1x8x128xf32>, !kv.cache<1x8x256x128, f32, rank = 64>, tensor<64x8x128xf32>) -> tensor<1x8x128xf32>
   return
 }
+
+// -----
+
+func.func @f(%q: tensor<1x12x4x64xf32>, %k: tensor<1x8x4x64xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op query heads H_q = 12 are not a multiple of the key/value heads H_kv = 8}}
+  %0 = kv.prefill_attention %q, %k, %k : tensor<1x12x4x64xf32>, tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32> -> tensor<1x12x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x4x64xf32>, %k: tensor<1x8x5x64xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op query and keys hold different token counts (4 vs 5)}}
+  %0 = kv.prefill_attention %q, %k, %k : tensor<1x8x4x64xf32>, tensor<1x8x5x64xf32>, tensor<1x8x5x64xf32> -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x4x64xf32>, %k: tensor<1x8x4x32xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op query 'tensor<1x8x4x64xf32>' and keys 'tensor<1x8x4x32xf32>' differ in batch or head size}}
+  %0 = kv.prefill_attention %q, %k, %k : tensor<1x8x4x64xf32>, tensor<1x8x4x32xf32>, tensor<1x8x4x32xf32> -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x4x64xf32>, %k: tensor<1x8x4x64xf32>, %v: tensor<1x8x4x64xf16>) {
+  // expected-error @+1 {{'kv.prefill_attention' op keys 'tensor<1x8x4x64xf32>' and values 'tensor<1x8x4x64xf16>' must have the same type}}
+  %0 = kv.prefill_attention %q, %k, %v : tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32>, tensor<1x8x4x64xf16> -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x?x4x64xf32>, %k: tensor<1x8x4x64xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op batch, head and head-size dimensions must be static}}
+  %0 = kv.prefill_attention %q, %k, %k : tensor<1x?x4x64xf32>, tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32> -> tensor<1x?x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x4x64xf32>, %k: tensor<1x8x4x64xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op result type 'tensor<1x8x4x32xf32>' must equal the query type 'tensor<1x8x4x64xf32>'}}
+  %0 = kv.prefill_attention %q, %k, %k : tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32> -> tensor<1x8x4x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x4xf32>, %k: tensor<1x8x4x64xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op query, keys and values must be B x H x T x D}}
+  %0 = kv.prefill_attention %q, %k, %k : tensor<1x8x4xf32>, tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32> -> tensor<1x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x4x64xf32>, %k: tensor<1x8x4x64xf32>) {
+  // expected-error @+1 {{'kv.prefill_attention' op scale must be positive and finite}}
+  %0 = kv.prefill_attention %q, %k, %k {scale = 0.0 : f64} : tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32>, tensor<1x8x4x64xf32> -> tensor<1x8x4x64xf32>
+  return
+}

@@ -35,3 +35,11 @@ func.func @latent(%c0: !kv.cache<1x16x1024x64, f32, rank = 128>, %c: tensor<1x?x
   %ol = kv.decode_attention %ql, %c1 : tensor<1x16x128xf32>, !kv.cache<1x16x1024x64, f32, rank = 128> -> tensor<1x16x128xf32>
   return %o, %ol : tensor<1x16x64xf32>, tensor<1x16x128xf32>
 }
+
+// CHECK-LABEL: func @prefill
+// CHECK: kv.prefill_attention %{{.*}}, %{{.*}}, %{{.*}} {causal} : tensor<1x32x?x128xf32>, tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16> -> tensor<1x32x?x128xf32>
+func.func @prefill(%q: tensor<1x32x?x128xf32>, %k: tensor<1x8x?x128xf16>,
+                   %v: tensor<1x8x?x128xf16>) -> tensor<1x32x?x128xf32> {
+  %o = kv.prefill_attention %q, %k, %v {causal} : tensor<1x32x?x128xf32>, tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16> -> tensor<1x32x?x128xf32>
+  return %o : tensor<1x32x?x128xf32>
+}

@@ -156,4 +156,32 @@ def KV_DecodeAttentionOp : KV_Op<"decode_attention", [Pure,
   }];
 }
 
+def KV_PrefillAttentionOp : KV_Op<"prefill_attention", [Pure]> {
+  let summary = "Attention within a block of tokens (prefill), optionally causal";
+  let description = [{
+    `o = softmax(q K^T * scale + mask) V` for a block of `T` tokens:
+    `q : B x H_q x T x D`, keys and values `B x H_kv x T x D` (f32, f16 or
+    bf16), `H_q = g * H_kv` (query head `h` uses key/value head `h / g`).
+    With `causal`, query `i` attends to keys `0..i`. `scale` defaults to
+    `1 / sqrt(D)`. The keys and values are those a `kv.append` then stores.
+
+    ```mlir
+    %o = kv.prefill_attention %q, %k, %v {causal} : tensor<1x32x?x128xf32>, tensor<1x8x?x128xf32>, tensor<1x8x?x128xf32> -> tensor<1x32x?x128xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$query,
+                       RankedTensorOf<[F32, F16, BF16]>:$keys,
+                       RankedTensorOf<[F32, F16, BF16]>:$values,
+                       UnitAttr:$causal, OptionalAttr<F64Attr>:$scale);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $query `,` $keys `,` $values attr-dict `:` type($query) `,` type($keys)
+    `,` type($values) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    double getEffectiveScale();
+  }];
+}
+
 #endif // MOKA_DIALECT_KV_IR_KVOPS_TD
