@@ -77,9 +77,9 @@ TEST(Api, CopiesResultsThatAliasArguments) {
   moka_tensor x = moka_tensor_view(data, MOKA_DTYPE_F32, 2, shape);
   moka_tensor a, t;
   void *tensors[] = {&x, &a, &t};
-  ASSERT_EQ(mokaInvoke("ident(f32[?x3])->(f32[?x3],f32[3x?])", tensors,
-                       identPacked),
-            MOKA_OK);
+  ASSERT_EQ(
+      mokaInvoke("ident(f32[?x3])->(f32[?x3],f32[3x?])", tensors, identPacked),
+      MOKA_OK);
   EXPECT_NE(a.data, static_cast<void *>(data));
   EXPECT_EQ(std::memcmp(a.data, data, sizeof(data)), 0);
   // The strided transpose comes back contiguous.
@@ -166,8 +166,7 @@ TEST(Api, CorruptSignature) {
   void *tensors[] = {&y};
   EXPECT_EQ(mokaInvoke("f(q7[3])->()", tensors, failingPacked),
             MOKA_ERROR_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(moka_last_error()).find("corrupt"),
-            std::string::npos);
+  EXPECT_NE(std::string(moka_last_error()).find("corrupt"), std::string::npos);
 }
 
 TEST(Api, DTypeSizesAndViews) {

@@ -72,9 +72,9 @@ void moka::buildLoweringToLinalg(OpPassManager &pm,
   pm.addPass(createCSEPass());
 }
 
-void moka::buildBufferization(OpPassManager &pm,
-                              llvm::function_ref<void(OpPassManager &)>
-                                  beforeDeallocation) {
+void moka::buildBufferization(
+    OpPassManager &pm,
+    llvm::function_ref<void(OpPassManager &)> beforeDeallocation) {
   // Function boundaries get identity layouts so that callers pass plain
   // contiguous arrays.
   bufferization::OneShotBufferizePassOptions bufferize;

@@ -5,9 +5,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moka/moka.h"
 #include "moka/Runtime/Allocator.h"
 #include "moka/Runtime/Invoke.h"
+#include "moka/moka.h"
 
 #include <csetjmp>
 #include <cstdio>
@@ -136,8 +136,7 @@ int32_t fail(moka_status status, const std::string &message) {
 }
 
 /// A ranked memref descriptor: allocated, aligned, offset, sizes, strides.
-std::vector<int64_t> descriptor(void *data, const int64_t *shape,
-                                size_t rank) {
+std::vector<int64_t> descriptor(void *data, const int64_t *shape, size_t rank) {
   std::vector<int64_t> words(3 + 2 * rank);
   words[0] = reinterpret_cast<int64_t>(data);
   words[1] = reinterpret_cast<int64_t>(data);
@@ -285,8 +284,8 @@ int32_t mokaInvoke(const char *signatureText, void **tensors,
     if (t->rank < 0 || t->rank > MOKA_MAX_RANK ||
         static_cast<size_t>(t->rank) != expected.shape.size())
       return fail(MOKA_ERROR_INVALID_ARGUMENT,
-                  arg + "has rank " + std::to_string(t->rank) +
-                      ", expected " + typeString(expected));
+                  arg + "has rank " + std::to_string(t->rank) + ", expected " +
+                      typeString(expected));
     int64_t count = 1;
     for (int32_t d = 0; d < t->rank; ++d) {
       int64_t size = t->shape[d];
@@ -295,16 +294,14 @@ int32_t mokaInvoke(const char *signatureText, void **tensors,
                     arg + "has shape " + shapeString(t->shape, t->rank) +
                         ", expected " + typeString(expected));
       if (!multiplyChecked(count, size, count))
-        return fail(MOKA_ERROR_INVALID_ARGUMENT,
-                    arg + "has too many elements");
+        return fail(MOKA_ERROR_INVALID_ARGUMENT, arg + "has too many elements");
     }
     size_t eltSize = moka_dtype_size(t->dtype);
     int64_t bytes;
     if (!multiplyChecked(count, static_cast<int64_t>(eltSize), bytes))
       return fail(MOKA_ERROR_INVALID_ARGUMENT, arg + "has too many elements");
     if (!t->data && count > 0)
-      return fail(MOKA_ERROR_INVALID_ARGUMENT,
-                  arg + "has a null data pointer");
+      return fail(MOKA_ERROR_INVALID_ARGUMENT, arg + "has a null data pointer");
     if (reinterpret_cast<uintptr_t>(t->data) % eltSize != 0)
       return fail(MOKA_ERROR_INVALID_ARGUMENT,
                   arg + "data is not aligned to its element size");
@@ -377,8 +374,7 @@ int32_t mokaInvoke(const char *signatureText, void **tensors,
       for (void *p : released)
         mokaFree(p);
       for (size_t q = r; q < numOut; ++q) {
-        void *allocated = reinterpret_cast<void *>(
-            results[resultOffsets[q]]);
+        void *allocated = reinterpret_cast<void *>(results[resultOffsets[q]]);
         bool mine = mokaAllocOwns(allocated);
         for (void *p : inputData)
           mine = mine && p != allocated;

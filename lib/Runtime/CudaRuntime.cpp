@@ -64,8 +64,7 @@ struct Driver {
   X(cuMemFree_v2, CUresult (*)(CUdeviceptr))                                   \
   X(cuMemcpyAsync, CUresult (*)(CUdeviceptr, CUdeviceptr, size_t, Handle))     \
   X(cuMemsetD32Async, CUresult (*)(CUdeviceptr, unsigned, size_t, Handle))     \
-  X(cuMemsetD16Async,                                                          \
-    CUresult (*)(CUdeviceptr, unsigned short, size_t, Handle))
+  X(cuMemsetD16Async, CUresult (*)(CUdeviceptr, unsigned short, size_t, Handle))
 #define MOKA_DECLARE(name, type) Id<type> name = nullptr;
   MOKA_CUDA_FUNCTIONS(MOKA_DECLARE)
 #undef MOKA_DECLARE
@@ -83,7 +82,7 @@ Driver &driver() {
       return d;
     }
 #define MOKA_RESOLVE(name, type)                                               \
-  d->name = reinterpret_cast<Id<type>>(dlsym(d->library, #name));                  \
+  d->name = reinterpret_cast<Id<type>>(dlsym(d->library, #name));              \
   if (!d->name && d->error.empty())                                            \
     d->error = "the CUDA driver lacks " #name;
     MOKA_CUDA_FUNCTIONS(MOKA_RESOLVE)
@@ -132,8 +131,7 @@ Driver &ready() {
 /// Runs `call` (returning a CUresult) with the primary context current,
 /// then reports a failure, once the context is popped again (the report
 /// unwinds the stack: nothing with a destructor may be live here).
-template <typename Call>
-void inContext(const char *what, Call call) {
+template <typename Call> void inContext(const char *what, Call call) {
   Driver &d = ready();
   CUresult pushed = d.cuCtxPushCurrent_v2(d.context);
   if (pushed != 0)
@@ -313,13 +311,11 @@ void mgpuEventRecord(void *event, void *stream) {
 
 void *mgpuMemAlloc(uint64_t bytes, void *, bool isHostShared) {
   CUdeviceptr ptr = 0;
-  inContext(isHostShared ? "cuMemAllocManaged" : "cuMemAlloc",
-            [&](Driver &d) {
-              return isHostShared
-                         ? d.cuMemAllocManaged(&ptr, bytes ? bytes : 1,
-                                               kMemAttachGlobal)
-                         : d.cuMemAlloc_v2(&ptr, bytes ? bytes : 1);
-            });
+  inContext(isHostShared ? "cuMemAllocManaged" : "cuMemAlloc", [&](Driver &d) {
+    return isHostShared
+               ? d.cuMemAllocManaged(&ptr, bytes ? bytes : 1, kMemAttachGlobal)
+               : d.cuMemAlloc_v2(&ptr, bytes ? bytes : 1);
+  });
   return reinterpret_cast<void *>(ptr);
 }
 
@@ -339,16 +335,15 @@ void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream) {
 
 void mgpuMemset32(void *dst, unsigned value, size_t count, void *stream) {
   inContext("cuMemsetD32Async", [&](Driver &d) {
-    return d.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value,
-                              count, stream);
+    return d.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value, count,
+                              stream);
   });
 }
 
-void mgpuMemset16(void *dst, unsigned short value, size_t count,
-                  void *stream) {
+void mgpuMemset16(void *dst, unsigned short value, size_t count, void *stream) {
   inContext("cuMemsetD16Async", [&](Driver &d) {
-    return d.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value,
-                              count, stream);
+    return d.cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value, count,
+                              stream);
   });
 }
 

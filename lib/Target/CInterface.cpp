@@ -166,8 +166,7 @@ LogicalResult moka::addCInterface(ModuleOp module, StringRef prefix,
         !global.getInitializerRegion().empty())
       global.setLinkage(LLVM::Linkage::Internal);
   for (auto global : module.getOps<LLVM::GlobalOp>())
-    if (global.getLinkage() == LLVM::Linkage::External &&
-        global.getValueAttr())
+    if (global.getLinkage() == LLVM::Linkage::External && global.getValueAttr())
       global.setLinkage(LLVM::Linkage::Internal);
 
   // Generated code allocates through the runtime's caching allocator (whose
@@ -192,13 +191,11 @@ LogicalResult moka::addCInterface(ModuleOp module, StringRef prefix,
 
   std::string manifest;
   for (const CFunction &fn : functions) {
-    auto ciface =
-        symbols.lookup<LLVM::LLVMFuncOp>("_mlir_ciface_" + fn.name);
+    auto ciface = symbols.lookup<LLVM::LLVMFuncOp>("_mlir_ciface_" + fn.name);
     size_t numPacked = (fn.results.empty() ? 0 : 1) + fn.inputs.size();
     if (!ciface || ciface.getNumArguments() != numPacked)
       return module.emitError()
-             << "the lowering produced no C-compatible entry for @"
-             << fn.name;
+             << "the lowering produced no C-compatible entry for @" << fn.name;
 
     // void __moka_packed_f(void **argv): unpack and call the ciface entry.
     auto packed = LLVM::LLVMFuncOp::create(
@@ -246,8 +243,8 @@ LogicalResult moka::addCInterface(ModuleOp module, StringRef prefix,
       }
       Value sig = LLVM::AddressOfOp::create(b, loc, sigGlobal);
       Value fnPtr = LLVM::AddressOfOp::create(b, loc, packed);
-      auto call = LLVM::CallOp::create(b, loc, invoke,
-                                       ValueRange{sig, argv, fnPtr});
+      auto call =
+          LLVM::CallOp::create(b, loc, invoke, ValueRange{sig, argv, fnPtr});
       LLVM::ReturnOp::create(b, loc, call.getResult());
     }
   }
@@ -255,9 +252,9 @@ LogicalResult moka::addCInterface(ModuleOp module, StringRef prefix,
   // const char *PREFIX_moka_manifest(void).
   LLVM::GlobalOp manifestGlobal =
       createString(b, loc, "__moka_manifest", manifest);
-  auto manifestFn = LLVM::LLVMFuncOp::create(
-      b, loc, (prefix + "_moka_manifest").str(),
-      LLVM::LLVMFunctionType::get(ptr, {}));
+  auto manifestFn =
+      LLVM::LLVMFuncOp::create(b, loc, (prefix + "_moka_manifest").str(),
+                               LLVM::LLVMFunctionType::get(ptr, {}));
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(manifestFn.addEntryBlock(b));
@@ -275,7 +272,8 @@ void moka::writeCHeader(llvm::raw_ostream &os, StringRef prefix,
      << " *\n"
      << " * Each function validates its arguments and returns MOKA_OK or an\n"
      << " * error status with moka_last_error(); results are allocated by the\n"
-     << " * runtime: release them with moka_tensor_release(). Dimensions shown\n"
+     << " * runtime: release them with moka_tensor_release(). Dimensions "
+        "shown\n"
      << " * as '?' are chosen by the caller; moka.h has the details. */\n\n"
      << "#ifndef " << guard << "\n#define " << guard << "\n\n"
      << "#include \"moka/moka.h\"\n\n"

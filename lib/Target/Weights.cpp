@@ -65,16 +65,14 @@ LogicalResult parseSafetensors(ModuleOp module, StringRef path,
   };
   if (bytes.size() < 8)
     return bad("shorter than its 8-byte header size");
-  uint64_t headerSize =
-      llvm::support::endian::read64le(bytes.data());
+  uint64_t headerSize = llvm::support::endian::read64le(bytes.data());
   if (headerSize > bytes.size() - 8)
     return bad("header size " + Twine(headerSize) + " exceeds the file");
   StringRef header = bytes.substr(8, headerSize);
   StringRef data = bytes.substr(8 + headerSize);
   llvm::Expected<llvm::json::Value> json = llvm::json::parse(header);
   if (!json)
-    return bad("header is not JSON (" + llvm::toString(json.takeError()) +
-               ")");
+    return bad("header is not JSON (" + llvm::toString(json.takeError()) + ")");
   const llvm::json::Object *object = json->getAsObject();
   if (!object)
     return bad("header is not a JSON object");
@@ -94,8 +92,8 @@ LogicalResult parseSafetensors(ModuleOp module, StringRef path,
     entry.dtype = dtype->str();
     size_t eltBytes = dtypeBytes(*dtype);
     if (!eltBytes)
-      return bad("entry '" + key.str() + "' has unsupported dtype '" +
-                 *dtype + "'");
+      return bad("entry '" + key.str() + "' has unsupported dtype '" + *dtype +
+                 "'");
     uint64_t count = 1;
     for (const llvm::json::Value &dim : *shape) {
       std::optional<int64_t> d = dim.getAsInteger();
@@ -176,21 +174,20 @@ LogicalResult moka::loadWeights(ModuleOp module, StringRef modulePath,
     auto [attr, loc] = use;
     auto it = entries.find(key);
     if (it == entries.end())
-      return emitError(loc) << "weight '" << key << "' is not in '"
-                                << path << "'";
+      return emitError(loc)
+             << "weight '" << key << "' is not in '" << path << "'";
     const TensorEntry &entry = it->second;
     ShapedType type = attr.getType();
     SmallVector<StringRef> dtypes = dtypesFor(type.getElementType());
     if (dtypes.empty())
-      return emitError(loc) << "weight '" << key << "' has element type "
-                                << type.getElementType()
-                                << ", which weights files cannot hold";
+      return emitError(loc)
+             << "weight '" << key << "' has element type "
+             << type.getElementType() << ", which weights files cannot hold";
     if (!llvm::is_contained(dtypes, entry.dtype) ||
         ArrayRef<int64_t>(entry.shape) != type.getShape())
-      return emitError(loc)
-             << "weight '" << key << "' in '" << path << "' is "
-             << entry.dtype << " " << shapeString(entry.shape)
-             << " but the module uses it as " << type;
+      return emitError(loc) << "weight '" << key << "' in '" << path << "' is "
+                            << entry.dtype << " " << shapeString(entry.shape)
+                            << " but the module uses it as " << type;
     size_t align = std::max<size_t>(
         64, llvm::divideCeil(type.getElementTypeBitWidth(), 8));
     attr.getRawHandle().getResource()->setBlob(

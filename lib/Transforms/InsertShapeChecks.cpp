@@ -58,9 +58,9 @@ struct InsertShapeChecksPass
         AffineMap map = op.getMatchingIndexingMap(&operand);
         for (auto [d, expr] : llvm::enumerate(map.getResults()))
           if (auto dimExpr = dyn_cast<AffineDimExpr>(expr))
-            byLoop[dimExpr.getPosition()].push_back(
-                {operand.get(), operand.getOperandNumber(),
-                 static_cast<unsigned>(d)});
+            byLoop[dimExpr.getPosition()].push_back({operand.get(),
+                                                     operand.getOperandNumber(),
+                                                     static_cast<unsigned>(d)});
       }
       OpBuilder b(op);
       Location loc = op->getLoc();

@@ -26,9 +26,8 @@ namespace {
 bool hasSeveralDynamicSizesInAGroup(memref::ExpandShapeOp op) {
   MemRefType type = op.getResultType();
   for (const ReassociationIndices &group : op.getReassociationIndices())
-    if (llvm::count_if(group, [&](int64_t d) {
-          return type.isDynamicDim(d);
-        }) > 1)
+    if (llvm::count_if(group, [&](int64_t d) { return type.isDynamicDim(d); }) >
+        1)
       return true;
   return false;
 }

@@ -48,8 +48,7 @@ struct LowerRuntimeChecksPass
     if (!callee)
       callee = LLVM::LLVMFuncOp::create(
           top, module.getLoc(), kCheckFailed,
-          LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx),
-                                      {ptrType}));
+          LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx), {ptrType}));
 
     // One global per distinct message.
     llvm::StringMap<LLVM::GlobalOp> messages;
@@ -60,11 +59,11 @@ struct LowerRuntimeChecksPass
         std::string name =
             "__moka_check_message_" + std::to_string(messages.size() - 1);
         text.push_back('\0');
-        auto type = LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8),
-                                             text.size());
+        auto type =
+            LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), text.size());
         global = LLVM::GlobalOp::create(
-            top, op.getLoc(), type, /*isConstant=*/true,
-            LLVM::Linkage::Private, name, top.getStringAttr(text));
+            top, op.getLoc(), type, /*isConstant=*/true, LLVM::Linkage::Private,
+            name, top.getStringAttr(text));
       }
       OpBuilder b(op);
       Location loc = op.getLoc();

@@ -31,8 +31,7 @@ struct ManagedMemoryPass
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<memref::AllocOp, memref::DeallocOp>(op) &&
-          onHost(op))
+      if (isa<memref::AllocOp, memref::DeallocOp>(op) && onHost(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
@@ -49,8 +48,8 @@ struct ManagedMemoryPass
         // The runtime lowering of gpu.dealloc takes the asynchronous form:
         // free on a fresh stream and wait for it.
         Type token = gpu::AsyncTokenType::get(b.getContext());
-        Value start = gpu::WaitOp::create(b, loc, token, ValueRange())
-                          .getAsyncToken();
+        Value start =
+            gpu::WaitOp::create(b, loc, token, ValueRange()).getAsyncToken();
         Value done = gpu::DeallocOp::create(b, loc, token, ValueRange{start},
                                             dealloc.getMemref())
                          .getAsyncToken();
@@ -61,7 +60,8 @@ struct ManagedMemoryPass
   }
 };
 
-struct CopyGlobalsPass : public moka::impl::CopyGlobalsPassBase<CopyGlobalsPass> {
+struct CopyGlobalsPass
+    : public moka::impl::CopyGlobalsPassBase<CopyGlobalsPass> {
   void runOnOperation() override {
     SmallVector<memref::GetGlobalOp> globals;
     getOperation().walk([&](memref::GetGlobalOp op) { globals.push_back(op); });

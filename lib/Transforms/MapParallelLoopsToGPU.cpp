@@ -67,8 +67,10 @@ struct MapParallelLoopsToGPUPass
       // Threads go along the innermost dimension unless it is statically
       // shorter than a warp.
       unsigned threadDim = n - 1;
-      std::optional<int64_t> lb = getConstantIntValue(op.getLowerBound()[n - 1]);
-      std::optional<int64_t> ub = getConstantIntValue(op.getUpperBound()[n - 1]);
+      std::optional<int64_t> lb =
+          getConstantIntValue(op.getLowerBound()[n - 1]);
+      std::optional<int64_t> ub =
+          getConstantIntValue(op.getUpperBound()[n - 1]);
       std::optional<int64_t> step = getConstantIntValue(op.getStep()[n - 1]);
       if (lb && ub && step && *step > 0 && (*ub - *lb) / *step < kWarp)
         threadDim = 0;

@@ -52,8 +52,8 @@ struct MergeGPUModulesPass
     }
     module.walk([&](gpu::LaunchFuncOp launch) {
       SymbolRefAttr kernel = launch.getKernel();
-      auto it = moved.find({kernel.getRootReference(),
-                            kernel.getLeafReference()});
+      auto it =
+          moved.find({kernel.getRootReference(), kernel.getLeafReference()});
       if (it != moved.end())
         launch.setKernelAttr(it->second);
     });

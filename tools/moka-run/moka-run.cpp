@@ -73,9 +73,8 @@ static cl::opt<std::string>
     device("device", cl::desc("Where to run: cpu, or cuda (an NVIDIA GPU)"),
            cl::init("cpu"));
 static cl::opt<std::string>
-    chip("chip",
-         cl::desc("GPU architecture to compile for with --device=cuda "
-                  "(default: the device's)"));
+    chip("chip", cl::desc("GPU architecture to compile for with --device=cuda "
+                          "(default: the device's)"));
 static cl::opt<int64_t> vectorSize("vector-size",
                                    cl::desc("Vector tile size (elements)"),
                                    cl::init(64));

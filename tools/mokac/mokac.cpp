@@ -22,29 +22,29 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Support/Timing.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
-#include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/Object/ArchiveWriter.h"
-#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -60,19 +60,20 @@ cl::opt<std::string> inputFilename(cl::Positional, cl::desc("<model.mlir>"),
 cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                     cl::value_desc("path"), cl::Required,
                                     cl::cat(category));
-cl::opt<Emit> emit(
-    "emit", cl::desc("What to write"), cl::init(Emit::Obj),
-    cl::values(
-        clEnumValN(Emit::MLIR, "mlir", "the module lowered to the LLVM dialect"),
-        clEnumValN(Emit::LLVM, "llvm", "LLVM IR (text)"),
-        clEnumValN(Emit::Obj, "obj", "an object file"),
-        clEnumValN(Emit::StaticLib, "static-lib",
-                   "a static library (link with the moka runtime)"),
-        clEnumValN(Emit::SharedLib, "shared-lib",
-                   "a shared library with the moka runtime inside"),
-        clEnumValN(Emit::Header, "header", "the C header of the library"),
-        clEnumValN(Emit::PTX, "ptx", "PTX for NVIDIA GPUs")),
-    cl::cat(category));
+cl::opt<Emit>
+    emit("emit", cl::desc("What to write"), cl::init(Emit::Obj),
+         cl::values(clEnumValN(Emit::MLIR, "mlir",
+                               "the module lowered to the LLVM dialect"),
+                    clEnumValN(Emit::LLVM, "llvm", "LLVM IR (text)"),
+                    clEnumValN(Emit::Obj, "obj", "an object file"),
+                    clEnumValN(Emit::StaticLib, "static-lib",
+                               "a static library (link with the moka runtime)"),
+                    clEnumValN(Emit::SharedLib, "shared-lib",
+                               "a shared library with the moka runtime inside"),
+                    clEnumValN(Emit::Header, "header",
+                               "the C header of the library"),
+                    clEnumValN(Emit::PTX, "ptx", "PTX for NVIDIA GPUs")),
+         cl::cat(category));
 cl::opt<TargetKind> target(
     "target", cl::desc("Target machine"), cl::init(TargetKind::Host),
     cl::values(clEnumValN(TargetKind::Host, "host", "this machine's CPU"),
@@ -80,16 +81,18 @@ cl::opt<TargetKind> target(
                           "x86-64 Linux (CPU from --cpu, default x86-64-v3)"),
                clEnumValN(TargetKind::NVPTX, "nvptx", "NVIDIA GPUs")),
     cl::cat(category));
-cl::opt<std::string> cpu("cpu", cl::desc("CPU to tune and select "
-                                         "instructions for (LLVM's names)"),
+cl::opt<std::string> cpu("cpu",
+                         cl::desc("CPU to tune and select "
+                                  "instructions for (LLVM's names)"),
                          cl::cat(category));
 cl::opt<std::string> chip("chip", cl::desc("GPU architecture (sm_80, sm_90)"),
                           cl::init("sm_90"), cl::cat(category));
-cl::opt<unsigned> optLevel("O", cl::desc("Optimization level 0-3"),
-                           cl::Prefix, cl::init(3), cl::cat(category));
-cl::opt<std::string> modelName(
-    "name", cl::desc("Prefix of the C symbols (default: the file's stem)"),
-    cl::cat(category));
+cl::opt<unsigned> optLevel("O", cl::desc("Optimization level 0-3"), cl::Prefix,
+                           cl::init(3), cl::cat(category));
+cl::opt<std::string>
+    modelName("name",
+              cl::desc("Prefix of the C symbols (default: the file's stem)"),
+              cl::cat(category));
 cl::opt<std::string> weightsFile(
     "weights",
     cl::desc("safetensors file with the module's weights (default: the "
@@ -151,15 +154,15 @@ std::unique_ptr<llvm::TargetMachine> createTargetMachine() {
       t->createMCSubtargetInfo(triple, cpuName, ""));
   if (!subtarget || !subtarget->isCPUStringValid(cpuName))
     fail("unknown CPU '" + cpuName + "' for " + triple.str());
-  llvm::CodeGenOptLevel level =
-      optLevel == 0   ? llvm::CodeGenOptLevel::None
-      : optLevel == 1 ? llvm::CodeGenOptLevel::Less
-      : optLevel == 2 ? llvm::CodeGenOptLevel::Default
-                      : llvm::CodeGenOptLevel::Aggressive;
+  llvm::CodeGenOptLevel level = optLevel == 0   ? llvm::CodeGenOptLevel::None
+                                : optLevel == 1 ? llvm::CodeGenOptLevel::Less
+                                : optLevel == 2
+                                    ? llvm::CodeGenOptLevel::Default
+                                    : llvm::CodeGenOptLevel::Aggressive;
   llvm::TargetOptions options;
-  std::unique_ptr<llvm::TargetMachine> tm(t->createTargetMachine(
-      triple, cpuName, features, options, llvm::Reloc::PIC_, std::nullopt,
-      level));
+  std::unique_ptr<llvm::TargetMachine> tm(
+      t->createTargetMachine(triple, cpuName, features, options,
+                             llvm::Reloc::PIC_, std::nullopt, level));
   if (!tm)
     fail("cannot create a target machine for " + triple.str());
   return tm;
@@ -167,9 +170,8 @@ std::unique_ptr<llvm::TargetMachine> createTargetMachine() {
 
 void writeFile(llvm::StringRef path, llvm::StringRef data, bool binary) {
   std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec,
-                          binary ? llvm::sys::fs::OF_None
-                                 : llvm::sys::fs::OF_Text);
+  llvm::raw_fd_ostream os(
+      path, ec, binary ? llvm::sys::fs::OF_None : llvm::sys::fs::OF_Text);
   if (ec)
     fail("cannot write '" + path + "': " + ec.message());
   os << data;
@@ -217,17 +219,22 @@ void linkSharedLibrary(const char *argv0, llvm::StringRef object,
          "MOKA_CXX)");
   std::string openmpDir =
       llvm::sys::path::parent_path(MOKA_OPENMP_LIBRARY).str();
-  llvm::SmallVector<std::string> args = {
-      driver, "-shared", "-o", output.str(), object.str(), runtime,
-      "-Wl,--no-undefined", "-lm"};
+  llvm::SmallVector<std::string> args = {driver,
+                                         "-shared",
+                                         "-o",
+                                         output.str(),
+                                         object.str(),
+                                         runtime,
+                                         "-Wl,--no-undefined",
+                                         "-lm"};
   if (!serial) {
     args.push_back(MOKA_OPENMP_LIBRARY);
     args.push_back("-Wl,-rpath," + openmpDir);
   }
   llvm::SmallVector<llvm::StringRef> refs(args.begin(), args.end());
   std::string error;
-  int rc = llvm::sys::ExecuteAndWait(driver, refs, std::nullopt, {}, 0, 0,
-                                     &error);
+  int rc =
+      llvm::sys::ExecuteAndWait(driver, refs, std::nullopt, {}, 0, 0, &error);
   if (rc != 0) {
     llvm::sys::fs::remove(object); // fail() exits past the caller's cleanup.
     fail("linking '" + output + "' with " + driver + " failed" +
@@ -295,7 +302,8 @@ int main(int argc, char **argv) {
   if (chip.getNumOccurrences() && !gpu)
     fail("--chip applies to --target=nvptx only");
   if (gpu && !llvm::StringRef(chip).starts_with("sm_"))
-    fail("--chip=" + chip + " is not an NVIDIA architecture (sm_80, sm_90, "
+    fail("--chip=" + chip +
+         " is not an NVIDIA architecture (sm_80, sm_90, "
          "...)");
 
   DialectRegistry registry;

@@ -93,10 +93,10 @@ unsigned CacheType::getBits() const {
   return 0;
 }
 
-LogicalResult
-CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
-                  ArrayRef<int64_t> shape, Type format, int64_t keyGroup,
-                  int64_t valueGroup, int64_t window, int64_t rank) {
+LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                ArrayRef<int64_t> shape, Type format,
+                                int64_t keyGroup, int64_t valueGroup,
+                                int64_t window, int64_t rank) {
   if (shape.size() != 4)
     return emitError() << "cache shape must be B x H x S x D (4 sizes), got "
                        << shape.size();
@@ -166,9 +166,8 @@ SmallVector<RankedTensorType> CacheType::getStorageTypes() const {
   int64_t packed = d * getBits() / 8;
   auto codes = RankedTensorType::get({b, h, s, packed}, i8);
   auto keyStats = RankedTensorType::get({b, h, s / getKeyGroup(), d}, f32);
-  auto valueStats =
-      RankedTensorType::get({b, h, s, d / getValueGroup()}, f32);
+  auto valueStats = RankedTensorType::get({b, h, s, d / getValueGroup()}, f32);
   auto window = RankedTensorType::get({b, h, getWindow(), d}, f32);
-  return {codes,      keyStats,   keyStats, codes, valueStats,
-          valueStats, window,     window,   length};
+  return {codes,      keyStats, keyStats, codes, valueStats,
+          valueStats, window,   window,   length};
 }

@@ -36,8 +36,8 @@ LogicalResult checkShape(Operation *op, StringRef what, RankedTensorType type,
     for (int64_t &d : shown)
       if (d < 0)
         d = ShapedType::kDynamic;
-    return op->emitOpError() << what << " must be " << shapeString(shown)
-                             << ", got " << type;
+    return op->emitOpError()
+           << what << " must be " << shapeString(shown) << ", got " << type;
   }
   return success();
 }
@@ -66,8 +66,8 @@ LogicalResult AppendOp::verify() {
   if (!keys.isDynamicDim(2) && !values.isDynamicDim(2) &&
       keys.getDimSize(2) != values.getDimSize(2))
     return emitOpError() << "keys and values hold different token counts ("
-                         << keys.getDimSize(2) << " vs "
-                         << values.getDimSize(2) << ")";
+                         << keys.getDimSize(2) << " vs " << values.getDimSize(2)
+                         << ")";
   if (keys.getElementType() != values.getElementType())
     return emitOpError("keys and values must have the same element type");
   return success();
@@ -76,8 +76,8 @@ LogicalResult AppendOp::verify() {
 double DecodeAttentionOp::getEffectiveScale() {
   if (std::optional<APFloat> s = getScale())
     return s->convertToDouble();
-  return 1.0 / std::sqrt(
-                   double(cast<CacheType>(getCache().getType()).getHeadSize()));
+  return 1.0 /
+         std::sqrt(double(cast<CacheType>(getCache().getType()).getHeadSize()));
 }
 
 LogicalResult DecodeAttentionOp::verify() {
@@ -148,15 +148,13 @@ LogicalResult PrefillAttentionOp::verify() {
     if (q.isDynamicDim(d) || k.isDynamicDim(d))
       return emitOpError("batch, head and head-size dimensions must be "
                          "static");
-  if (q.getDimSize(0) != k.getDimSize(0) ||
-      q.getDimSize(3) != k.getDimSize(3))
+  if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(3) != k.getDimSize(3))
     return emitOpError() << "query " << q << " and keys " << k
                          << " differ in batch or head size";
   if (!q.isDynamicDim(2) && !k.isDynamicDim(2) &&
       q.getDimSize(2) != k.getDimSize(2))
     return emitOpError() << "query and keys hold different token counts ("
-                         << q.getDimSize(2) << " vs " << k.getDimSize(2)
-                         << ")";
+                         << q.getDimSize(2) << " vs " << k.getDimSize(2) << ")";
   if (q.getDimSize(1) % k.getDimSize(1) != 0)
     return emitOpError() << "query heads H_q = " << q.getDimSize(1)
                          << " are not a multiple of the key/value heads "

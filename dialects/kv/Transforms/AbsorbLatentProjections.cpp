@@ -50,15 +50,14 @@ Value perHead(OpBuilder &b, Location loc, Value in, Value weight,
              ValueRange{init},
              ArrayRef<AffineMap>{AffineMap::get(4, 0, {bb, hh, y}, ctx), wMap,
                                  AffineMap::get(4, 0, {bb, hh, x}, ctx)},
-             ArrayRef<IteratorType>{IteratorType::parallel,
-                                    IteratorType::parallel,
-                                    IteratorType::parallel,
-                                    IteratorType::reduction},
+             ArrayRef<IteratorType>{
+                 IteratorType::parallel, IteratorType::parallel,
+                 IteratorType::parallel, IteratorType::reduction},
              [](OpBuilder &nb, Location nloc, ValueRange a) {
                Value p = arith::MulFOp::create(nb, nloc, a[0], a[1]);
                linalg::YieldOp::create(
-                   nb, nloc, arith::AddFOp::create(nb, nloc, a[2], p)
-                                 .getResult());
+                   nb, nloc,
+                   arith::AddFOp::create(nb, nloc, a[2], p).getResult());
              })
       .getResult(0);
 }
@@ -77,8 +76,8 @@ struct AbsorbUpProjections : public OpRewritePattern<kv::DecodeAttentionOp> {
     auto attention = kv::DecodeAttentionOp::create(
         rewriter, loc, qLatent.getType(), qLatent, op.getCache(), Value(),
         Value(), rewriter.getF64FloatAttr(op.getEffectiveScale()));
-    Value out = perHead(rewriter, loc, attention.getResult(),
-                        op.getUpValues(), d, /*weightIsRHD=*/false);
+    Value out = perHead(rewriter, loc, attention.getResult(), op.getUpValues(),
+                        d, /*weightIsRHD=*/false);
     rewriter.replaceOp(op, out);
     return success();
   }

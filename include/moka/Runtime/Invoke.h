@@ -1,4 +1,5 @@
-//===- Invoke.h - Calls into compiled functions through the C ABI -*- C++ -*-===//
+//===- Invoke.h - Calls into compiled functions through the C ABI -*- C++
+//-*-===//
 //
 // The entry points the C ABI functions that `mokac` generates call. Each
 // generated `NAME_f(const moka_tensor *, ..., moka_tensor *, ...)` stores its

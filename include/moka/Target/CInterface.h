@@ -50,8 +50,7 @@ void prepareForCInterface(mlir::ModuleOp module,
 /// Adds the C entry points and the manifest to `module` (in the LLVM
 /// dialect, after lowering), makes every other symbol internal and points
 /// allocation and copies at the runtime.
-mlir::LogicalResult addCInterface(mlir::ModuleOp module,
-                                  llvm::StringRef prefix,
+mlir::LogicalResult addCInterface(mlir::ModuleOp module, llvm::StringRef prefix,
                                   llvm::ArrayRef<CFunction> functions);
 
 /// Writes the C header declaring the functions of `functions`.

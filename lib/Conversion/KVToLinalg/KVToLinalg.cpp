@@ -16,8 +16,8 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 #include <limits>
@@ -91,8 +91,8 @@ Value elementwise(OpBuilder &b, Location loc, ValueRange inputs, Value init,
   SmallVector<AffineMap> maps(inputs.size() + 1,
                               b.getMultiDimIdentityMap(rank));
   return linalg::GenericOp::create(
-             b, loc, TypeRange{init.getType()}, inputs, ValueRange{init},
-             maps, SmallVector<IteratorType>(rank, kPar),
+             b, loc, TypeRange{init.getType()}, inputs, ValueRange{init}, maps,
+             SmallVector<IteratorType>(rank, kPar),
              [&](OpBuilder &nb, Location nloc, ValueRange args) {
                linalg::YieldOp::create(nb, nloc,
                                        fn(nb, nloc, args.drop_back()));
@@ -105,14 +105,13 @@ Value toF32(OpBuilder &b, Location loc, Value v) {
   auto type = cast<RankedTensorType>(v.getType());
   if (type.getElementType().isF32())
     return v;
-  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, v),
-                                       b.getF32Type());
-  return elementwise(b, loc, v, init,
-                     [](OpBuilder &nb, Location nloc, ValueRange a) {
-                       return arith::ExtFOp::create(nb, nloc, nb.getF32Type(),
-                                                    a[0])
-                           .getResult();
-                     });
+  Value init =
+      tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, v), b.getF32Type());
+  return elementwise(
+      b, loc, v, init, [](OpBuilder &nb, Location nloc, ValueRange a) {
+        return arith::ExtFOp::create(nb, nloc, nb.getF32Type(), a[0])
+            .getResult();
+      });
 }
 
 /// `v` converted to element type `type` (float to float).
@@ -138,8 +137,7 @@ Value lengthOf(OpBuilder &b, Location loc, Value length, CacheType type) {
   Value capacity = arith::ConstantOp::create(
       b, loc, b.getI64IntegerAttr(type.getCapacity()));
   Value valid = arith::AndIOp::create(
-      b, loc,
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, n, zero),
+      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, n, zero),
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, n, capacity));
   cf::AssertOp::create(b, loc, valid,
                        "kv: the cache's length is outside [0, capacity] "
@@ -191,8 +189,8 @@ std::pair<Value, Value> minMax(OpBuilder &b, Location loc, Value x,
   iterators[dim] = kRed;
   auto op = linalg::GenericOp::create(
       b, loc, TypeRange{mnInit.getType(), mxInit.getType()}, ValueRange{x},
-      ValueRange{mnInit, mxInit}, ArrayRef<AffineMap>{id, out, out},
-      iterators, [](OpBuilder &nb, Location nloc, ValueRange a) {
+      ValueRange{mnInit, mxInit}, ArrayRef<AffineMap>{id, out, out}, iterators,
+      [](OpBuilder &nb, Location nloc, ValueRange a) {
         linalg::YieldOp::create(
             nb, nloc,
             ValueRange{arith::MinimumFOp::create(nb, nloc, a[0], a[1]),
@@ -204,15 +202,14 @@ std::pair<Value, Value> minMax(OpBuilder &b, Location loc, Value x,
 /// (max - min) / (2^bits - 1), element-wise.
 Value scaleOf(OpBuilder &b, Location loc, Value mn, Value mx, unsigned bits) {
   Value levels = f32Const(b, loc, double((1u << bits) - 1));
-  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, mn),
-                                       b.getF32Type());
-  return elementwise(b, loc, ValueRange{mn, mx}, init,
-                     [&](OpBuilder &nb, Location nloc, ValueRange a) {
-                       Value range =
-                           arith::SubFOp::create(nb, nloc, a[1], a[0]);
-                       return arith::DivFOp::create(nb, nloc, range, levels)
-                           .getResult();
-                     });
+  Value init =
+      tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, mn), b.getF32Type());
+  return elementwise(
+      b, loc, ValueRange{mn, mx}, init,
+      [&](OpBuilder &nb, Location nloc, ValueRange a) {
+        Value range = arith::SubFOp::create(nb, nloc, a[1], a[0]);
+        return arith::DivFOp::create(nb, nloc, range, levels).getResult();
+      });
 }
 
 /// Codes of `x` (rank N) given per-group statistics indexed by `statsMap`:
@@ -222,8 +219,8 @@ Value codesOf(OpBuilder &b, Location loc, Value x, Value mn, Value scale,
               AffineMap statsMap, unsigned bits) {
   auto type = cast<RankedTensorType>(x.getType());
   int64_t rank = type.getRank();
-  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, x),
-                                       b.getI8Type());
+  Value init =
+      tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, x), b.getI8Type());
   AffineMap id = b.getMultiDimIdentityMap(rank);
   Value zero = f32Const(b, loc, 0.0);
   Value top = f32Const(b, loc, double((1u << bits) - 1));
@@ -241,8 +238,8 @@ Value codesOf(OpBuilder &b, Location loc, Value x, Value mn, Value scale,
                Value flat = arith::CmpFOp::create(
                    nb, nloc, arith::CmpFPredicate::OEQ, a[2], zero);
                Value q = arith::SelectOp::create(nb, nloc, flat, zero, clamped);
-               Value wide = arith::FPToUIOp::create(nb, nloc,
-                                                    nb.getI32Type(), q);
+               Value wide =
+                   arith::FPToUIOp::create(nb, nloc, nb.getI32Type(), q);
                linalg::YieldOp::create(
                    nb, nloc,
                    arith::TruncIOp::create(nb, nloc, nb.getI8Type(), wide)
@@ -294,8 +291,8 @@ Value pack(OpBuilder &b, Location loc, Value codes, unsigned bits) {
                                              nb.getI8IntegerAttr(bits)));
                Value placed = arith::ShLIOp::create(nb, nloc, a[0], shift);
                linalg::YieldOp::create(
-                   nb, nloc, arith::AddIOp::create(nb, nloc, a[1], placed)
-                                 .getResult());
+                   nb, nloc,
+                   arith::AddIOp::create(nb, nloc, a[1], placed).getResult());
              })
       .getResult(0);
 }
@@ -318,8 +315,8 @@ Value dequantize(OpBuilder &b, Location loc, Value byte, Value d, Value scale,
                                   b.getI32IntegerAttr((1 << bits) - 1)));
   }
   Value code = arith::UIToFPOp::create(b, loc, b.getF32Type(), wide);
-  return arith::AddFOp::create(
-      b, loc, arith::MulFOp::create(b, loc, code, scale), mn);
+  return arith::AddFOp::create(b, loc,
+                               arith::MulFOp::create(b, loc, code, scale), mn);
 }
 
 //===----------------------------------------------------------------------===//
@@ -376,14 +373,13 @@ Value floatScores(OpBuilder &b, Location loc, Value q4, Value keys,
   Value init = filled(b, loc, shape, f32Const(b, loc, 0.0));
   AffineExpr bb, h, i, t, d;
   bindDims(b.getContext(), bb, h, i, t, d);
-  Value s = multiplyAccumulate(b, loc, q4, keys, init, {bb, h, i, d},
-                               {bb, h, t, d});
+  Value s =
+      multiplyAccumulate(b, loc, q4, keys, init, {bb, h, i, d}, {bb, h, t, d});
   Value factor = f32Const(b, loc, scale);
-  return elementwise(b, loc, s, s,
-                     [&](OpBuilder &nb, Location nloc, ValueRange a) {
-                       return arith::MulFOp::create(nb, nloc, a[0], factor)
-                           .getResult();
-                     });
+  return elementwise(
+      b, loc, s, s, [&](OpBuilder &nb, Location nloc, ValueRange a) {
+        return arith::MulFOp::create(nb, nloc, a[0], factor).getResult();
+      });
 }
 
 /// Scores over quantized keys: codes `[B, H, n, P]`, statistics
@@ -409,11 +405,10 @@ Value quantizedScores(OpBuilder &b, Location loc, Value q4, Value codes,
       linalg::GenericOp::create(
           b, loc, TypeRange{init.getType()},
           ValueRange{q4, codes, kscale, kmin}, ValueRange{init},
-          ArrayRef<AffineMap>{map({bb, h, i, d}),
-                              map({bb, h, t, d.floorDiv(perByte)}),
-                              map({bb, h, t.floorDiv(g), d}),
-                              map({bb, h, t.floorDiv(g), d}),
-                              map({bb, h, i, t})},
+          ArrayRef<AffineMap>{
+              map({bb, h, i, d}), map({bb, h, t, d.floorDiv(perByte)}),
+              map({bb, h, t.floorDiv(g), d}), map({bb, h, t.floorDiv(g), d}),
+              map({bb, h, i, t})},
           ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
           [&](OpBuilder &nb, Location nloc, ValueRange a) {
             Value dIndex = linalg::IndexOp::create(nb, nloc, 4);
@@ -424,11 +419,10 @@ Value quantizedScores(OpBuilder &b, Location loc, Value q4, Value codes,
           })
           .getResult(0);
   Value factor = f32Const(b, loc, scale);
-  return elementwise(b, loc, s, s,
-                     [&](OpBuilder &nb, Location nloc, ValueRange a) {
-                       return arith::MulFOp::create(nb, nloc, a[0], factor)
-                           .getResult();
-                     });
+  return elementwise(
+      b, loc, s, s, [&](OpBuilder &nb, Location nloc, ValueRange a) {
+        return arith::MulFOp::create(nb, nloc, a[0], factor).getResult();
+      });
 }
 
 /// Softmax weights of scores `s[B, H, g, n]`: `p = exp(s - max)` per row,
@@ -440,22 +434,22 @@ Value softmaxWeights(OpBuilder &b, Location loc, Value s, Value &sum) {
   float inf = std::numeric_limits<float>::infinity();
   MLIRContext *ctx = b.getContext();
   AffineMap id = b.getMultiDimIdentityMap(4);
-  AffineMap row = AffineMap::get(4, 0,
-                                 {b.getAffineDimExpr(0), b.getAffineDimExpr(1),
-                                  b.getAffineDimExpr(2)},
-                                 ctx);
+  AffineMap row = AffineMap::get(
+      4, 0,
+      {b.getAffineDimExpr(0), b.getAffineDimExpr(1), b.getAffineDimExpr(2)},
+      ctx);
   SmallVector<IteratorType> reduce = {kPar, kPar, kPar, kRed};
   Value mInit = filled(b, loc, rowShape, f32Const(b, loc, -inf));
-  Value m = linalg::GenericOp::create(
-                b, loc, TypeRange{mInit.getType()}, ValueRange{s},
-                ValueRange{mInit}, ArrayRef<AffineMap>{id, row}, reduce,
-                [](OpBuilder &nb, Location nloc, ValueRange a) {
-                  linalg::YieldOp::create(
-                      nb, nloc,
-                      arith::MaximumFOp::create(nb, nloc, a[0], a[1])
-                          .getResult());
-                })
-                .getResult(0);
+  Value m =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{mInit.getType()}, ValueRange{s}, ValueRange{mInit},
+          ArrayRef<AffineMap>{id, row}, reduce,
+          [](OpBuilder &nb, Location nloc, ValueRange a) {
+            linalg::YieldOp::create(
+                nb, nloc,
+                arith::MaximumFOp::create(nb, nloc, a[0], a[1]).getResult());
+          })
+          .getResult(0);
   Value pInit = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, s),
                                         type.getElementType());
   Value p = linalg::GenericOp::create(
@@ -508,11 +502,10 @@ Value quantizedWeightedSum(OpBuilder &b, Location loc, Value p, Value codes,
   return linalg::GenericOp::create(
              b, loc, TypeRange{acc.getType()},
              ValueRange{p, codes, vscale, vmin}, ValueRange{acc},
-             ArrayRef<AffineMap>{map({bb, h, i, t}),
-                                 map({bb, h, t, d.floorDiv(perByte)}),
-                                 map({bb, h, t, d.floorDiv(gc)}),
-                                 map({bb, h, t, d.floorDiv(gc)}),
-                                 map({bb, h, i, d})},
+             ArrayRef<AffineMap>{
+                 map({bb, h, i, t}), map({bb, h, t, d.floorDiv(perByte)}),
+                 map({bb, h, t, d.floorDiv(gc)}),
+                 map({bb, h, t, d.floorDiv(gc)}), map({bb, h, i, d})},
              ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
              [&](OpBuilder &nb, Location nloc, ValueRange a) {
                Value dIndex = linalg::IndexOp::create(nb, nloc, 3);
@@ -529,10 +522,10 @@ Value quantizedWeightedSum(OpBuilder &b, Location loc, Value p, Value codes,
 Value normalize(OpBuilder &b, Location loc, Value acc, Value l) {
   MLIRContext *ctx = b.getContext();
   AffineMap id = b.getMultiDimIdentityMap(4);
-  AffineMap row = AffineMap::get(4, 0,
-                                 {b.getAffineDimExpr(0), b.getAffineDimExpr(1),
-                                  b.getAffineDimExpr(2)},
-                                 ctx);
+  AffineMap row = AffineMap::get(
+      4, 0,
+      {b.getAffineDimExpr(0), b.getAffineDimExpr(1), b.getAffineDimExpr(2)},
+      ctx);
   Value zero = f32Const(b, loc, 0.0);
   return linalg::GenericOp::create(
              b, loc, TypeRange{acc.getType()}, ValueRange{l}, ValueRange{acc},
@@ -585,8 +578,8 @@ struct DecodeKernel {
   bool quantized = type.isQuantized();
   unsigned bits = quantized ? type.getBits() : 8;
   int64_t d = type.getHeadSize();
-  int64_t e = 8 / bits;          // codes per byte, planes
-  int64_t p = d * bits / 8;      // bytes per row, lanes per plane
+  int64_t e = 8 / bits;     // codes per byte, planes
+  int64_t p = d * bits / 8; // bytes per row, lanes per plane
   // Full-precision keys and values: the window, or a float cache's all.
   unsigned windowKeyIndex = quantized ? 6 : 0;
   unsigned windowValueIndex = quantized ? 7 : 1;
@@ -603,8 +596,8 @@ struct DecodeKernel {
   }
 
   Value read(Value tensor, ValueRange indices, VectorType vt) {
-    Value pad = arith::ConstantOp::create(
-        b, loc, b.getZeroAttr(vt.getElementType()));
+    Value pad =
+        arith::ConstantOp::create(b, loc, b.getZeroAttr(vt.getElementType()));
     return vector::TransferReadOp::create(b, loc, vt, tensor, indices, pad,
                                           ArrayRef<bool>{true});
   }
@@ -632,8 +625,8 @@ struct DecodeKernel {
           for (int64_t side = 0; side < 2; ++side)
             for (int64_t l = 0; l < chunk; ++l)
               mask.push_back(side * width + c * chunk + l);
-        next.push_back(vector::ShuffleOp::create(b, loc, level[k],
-                                                 level[k + 1], mask));
+        next.push_back(
+            vector::ShuffleOp::create(b, loc, level[k], level[k + 1], mask));
       }
       level = next;
       width *= 2;
@@ -650,8 +643,9 @@ struct DecodeKernel {
       Value x = wide;
       if (bits != 8) {
         Value shift = arith::ConstantOp::create(
-            b, loc, DenseElementsAttr::get(vi, b.getI32IntegerAttr(k * bits)
-                                                   .getValue()));
+            b, loc,
+            DenseElementsAttr::get(vi,
+                                   b.getI32IntegerAttr(k * bits).getValue()));
         Value mask = arith::ConstantOp::create(
             b, loc,
             DenseElementsAttr::get(
@@ -666,8 +660,8 @@ struct DecodeKernel {
 
   Value dot(Value x, Value y) {
     Value prod = arith::MulFOp::create(b, loc, x, y);
-    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                       prod, kReassoc);
+    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, prod,
+                                       kReassoc);
   }
 
   Value idx(int64_t v) { return indexConst(b, loc, v); }
@@ -683,8 +677,8 @@ struct DecodeKernel {
                 Value hiTok, Value bi, Value hi, double scale) {
     Value zero = idx(0), one = idx(1);
     Value gt = idx(type.getKeyGroup());
-    Value scaleV = vector::BroadcastOp::create(b, loc, vD,
-                                               f32Const(b, loc, scale));
+    Value scaleV =
+        vector::BroadcastOp::create(b, loc, vD, f32Const(b, loc, scale));
     SmallVector<Value> q;
     for (int64_t i = 0; i < g; ++i)
       q.push_back(arith::MulFOp::create(
@@ -701,47 +695,50 @@ struct DecodeKernel {
         b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(g), OpFoldResult(len)},
         b.getF32Type());
     if (quantized) {
-    auto keyLoop = scf::ForOp::create(
-        b, loc, arith::DivUIOp::create(b, loc, lo, gt),
-        arith::DivUIOp::create(b, loc, cHi, gt), one, ValueRange{scores},
-        [&](OpBuilder &, Location, Value j, ValueRange args) {
-          Value ks = read(storage[1], {bi, hi, j, zero}, vD);
-          Value km = read(storage[2], {bi, hi, j, zero}, vD);
-          SmallVector<SmallVector<Value>> qs(g);
-          SmallVector<Value> bias;
-          for (int64_t i = 0; i < g; ++i) {
-            Value scaled = arith::MulFOp::create(b, loc, q[i], ks);
-            for (int64_t k = 0; k < e; ++k)
-              qs[i].push_back(plane(scaled, k));
-            bias.push_back(dot(q[i], km));
-          }
-          Value first = arith::MulIOp::create(b, loc, j, gt);
-          auto tokenLoop = scf::ForOp::create(
-              b, loc, zero, gt, one, args,
-              [&](OpBuilder &, Location, Value tau, ValueRange targs) {
-                Value t = arith::AddIOp::create(b, loc, first, tau);
-                SmallVector<Value> planes = planesOf(read(
-                    storage[0], {bi, hi, t, zero},
-                    VectorType::get({p}, b.getI8Type())));
-                Value s = targs[0];
-                for (int64_t i = 0; i < g; ++i) {
-                  Value acc = arith::MulFOp::create(b, loc, planes[0], qs[i][0]);
-                  for (int64_t k = 1; k < e; ++k)
-                    acc = math::FmaOp::create(b, loc, planes[k], qs[i][k], acc);
-                  Value score = arith::AddFOp::create(
-                      b, loc,
-                      vector::ReductionOp::create(
-                          b, loc, vector::CombiningKind::ADD, acc, kReassoc),
-                      bias[i]);
-                  s = tensor::InsertOp::create(
-                      b, loc, score, s,
-                      ValueRange{idx(i), arith::SubIOp::create(b, loc, t, lo)});
-                }
-                scf::YieldOp::create(b, loc, s);
-              });
-          scf::YieldOp::create(b, loc, tokenLoop.getResult(0));
-        });
-    scores = keyLoop.getResult(0);
+      auto keyLoop = scf::ForOp::create(
+          b, loc, arith::DivUIOp::create(b, loc, lo, gt),
+          arith::DivUIOp::create(b, loc, cHi, gt), one, ValueRange{scores},
+          [&](OpBuilder &, Location, Value j, ValueRange args) {
+            Value ks = read(storage[1], {bi, hi, j, zero}, vD);
+            Value km = read(storage[2], {bi, hi, j, zero}, vD);
+            SmallVector<SmallVector<Value>> qs(g);
+            SmallVector<Value> bias;
+            for (int64_t i = 0; i < g; ++i) {
+              Value scaled = arith::MulFOp::create(b, loc, q[i], ks);
+              for (int64_t k = 0; k < e; ++k)
+                qs[i].push_back(plane(scaled, k));
+              bias.push_back(dot(q[i], km));
+            }
+            Value first = arith::MulIOp::create(b, loc, j, gt);
+            auto tokenLoop = scf::ForOp::create(
+                b, loc, zero, gt, one, args,
+                [&](OpBuilder &, Location, Value tau, ValueRange targs) {
+                  Value t = arith::AddIOp::create(b, loc, first, tau);
+                  SmallVector<Value> planes =
+                      planesOf(read(storage[0], {bi, hi, t, zero},
+                                    VectorType::get({p}, b.getI8Type())));
+                  Value s = targs[0];
+                  for (int64_t i = 0; i < g; ++i) {
+                    Value acc =
+                        arith::MulFOp::create(b, loc, planes[0], qs[i][0]);
+                    for (int64_t k = 1; k < e; ++k)
+                      acc =
+                          math::FmaOp::create(b, loc, planes[k], qs[i][k], acc);
+                    Value score = arith::AddFOp::create(
+                        b, loc,
+                        vector::ReductionOp::create(
+                            b, loc, vector::CombiningKind::ADD, acc, kReassoc),
+                        bias[i]);
+                    s = tensor::InsertOp::create(
+                        b, loc, score, s,
+                        ValueRange{idx(i),
+                                   arith::SubIOp::create(b, loc, t, lo)});
+                  }
+                  scf::YieldOp::create(b, loc, s);
+                });
+            scf::YieldOp::create(b, loc, tokenLoop.getResult(0));
+          });
+      scores = keyLoop.getResult(0);
     }
     auto windowLoop = scf::ForOp::create(
         b, loc, wLo, wHi, one, ValueRange{scores},
@@ -765,9 +762,8 @@ struct DecodeKernel {
     Value lanes = idx(kLanes);
     Value minusInf = f32Const(b, loc, -inf);
     auto readScores = [&](Value from, Value i, Value t) {
-      return vector::TransferReadOp::create(b, loc, vS, from,
-                                            ValueRange{i, t}, minusInf,
-                                            ArrayRef<bool>{false});
+      return vector::TransferReadOp::create(b, loc, vS, from, ValueRange{i, t},
+                                            minusInf, ArrayRef<bool>{false});
     };
     SmallVector<Value> sums, maxima;
     for (int64_t i = 0; i < g; ++i) {
@@ -786,8 +782,8 @@ struct DecodeKernel {
       Value mv = vector::BroadcastOp::create(b, loc, vS, m);
       auto expLoop = scf::ForOp::create(
           b, loc, zero, len, lanes,
-          ValueRange{scores, arith::ConstantOp::create(
-                                 b, loc, b.getZeroAttr(vS))},
+          ValueRange{scores,
+                     arith::ConstantOp::create(b, loc, b.getZeroAttr(vS))},
           [&](OpBuilder &, Location, Value t, ValueRange args) {
             Value s = readScores(args[0], idx(i), t);
             Value pr = math::ExpOp::create(
@@ -796,15 +792,13 @@ struct DecodeKernel {
                                 b, loc, pr, args[0], ValueRange{idx(i), t},
                                 ArrayRef<bool>{false})
                                 .getResult();
-            scf::YieldOp::create(
-                b, loc,
-                ValueRange{updated,
-                           arith::AddFOp::create(b, loc, args[1], pr)});
+            scf::YieldOp::create(b, loc,
+                                 ValueRange{updated, arith::AddFOp::create(
+                                                         b, loc, args[1], pr)});
           });
       scores = expLoop.getResult(0);
       sums.push_back(vector::ReductionOp::create(
-          b, loc, vector::CombiningKind::ADD, expLoop.getResult(1),
-          kReassoc));
+          b, loc, vector::CombiningKind::ADD, expLoop.getResult(1), kReassoc));
     }
 
     // Weighted sums of values.
@@ -825,36 +819,36 @@ struct DecodeKernel {
         init.push_back(zeroP);
     SmallVector<Value> quantizedSums;
     if (quantized) {
-    auto valueLoop = scf::ForOp::create(
-        b, loc, lo, cHi, one, init,
-        [&](OpBuilder &, Location, Value t, ValueRange args) {
-          SmallVector<Value> planes = planesOf(
-              read(storage[3], {bi, hi, t, zero},
-                   VectorType::get({p}, b.getI8Type())));
-          Value vs = read(storage[4], {bi, hi, t, zero}, vG);
-          Value vm = read(storage[5], {bi, hi, t, zero}, vG);
-          // Each plane dequantized once (scale and minimum of its lanes'
-          // value groups), then weighted per query head: no cancellation
-          // between separately accumulated minima and scaled codes.
-          SmallVector<Value> values;
-          for (int64_t k = 0; k < e; ++k)
-            values.push_back(math::FmaOp::create(
-                b, loc, planes[k],
-                vector::ShuffleOp::create(b, loc, vs, vs, groupOfLane[k]),
-                vector::ShuffleOp::create(b, loc, vm, vm, groupOfLane[k])));
-          SmallVector<Value> next;
-          for (int64_t i = 0; i < g; ++i) {
-            Value pr = tensor::ExtractOp::create(
-                b, loc, scores,
-                ValueRange{idx(i), arith::SubIOp::create(b, loc, t, lo)});
-            Value prP = vector::BroadcastOp::create(b, loc, vP, pr);
+      auto valueLoop = scf::ForOp::create(
+          b, loc, lo, cHi, one, init,
+          [&](OpBuilder &, Location, Value t, ValueRange args) {
+            SmallVector<Value> planes =
+                planesOf(read(storage[3], {bi, hi, t, zero},
+                              VectorType::get({p}, b.getI8Type())));
+            Value vs = read(storage[4], {bi, hi, t, zero}, vG);
+            Value vm = read(storage[5], {bi, hi, t, zero}, vG);
+            // Each plane dequantized once (scale and minimum of its lanes'
+            // value groups), then weighted per query head: no cancellation
+            // between separately accumulated minima and scaled codes.
+            SmallVector<Value> values;
             for (int64_t k = 0; k < e; ++k)
-              next.push_back(math::FmaOp::create(b, loc, prP, values[k],
-                                                 args[i * e + k]));
-          }
-          scf::YieldOp::create(b, loc, next);
-        });
-    quantizedSums = valueLoop.getResults();
+              values.push_back(math::FmaOp::create(
+                  b, loc, planes[k],
+                  vector::ShuffleOp::create(b, loc, vs, vs, groupOfLane[k]),
+                  vector::ShuffleOp::create(b, loc, vm, vm, groupOfLane[k])));
+            SmallVector<Value> next;
+            for (int64_t i = 0; i < g; ++i) {
+              Value pr = tensor::ExtractOp::create(
+                  b, loc, scores,
+                  ValueRange{idx(i), arith::SubIOp::create(b, loc, t, lo)});
+              Value prP = vector::BroadcastOp::create(b, loc, vP, pr);
+              for (int64_t k = 0; k < e; ++k)
+                next.push_back(math::FmaOp::create(b, loc, prP, values[k],
+                                                   args[i * e + k]));
+            }
+            scf::YieldOp::create(b, loc, next);
+          });
+      quantizedSums = valueLoop.getResults();
     }
     auto windowValues = scf::ForOp::create(
         b, loc, wLo, wHi, one, SmallVector<Value>(g, zeroD),
@@ -905,9 +899,8 @@ int64_t chunkTokens(CacheType type) {
 /// key/value head, chunk of tokens), then the exact merge of the chunks'
 /// partial results: with M the maximum of the chunks' maxima m_c,
 /// o = sum_c out_c e^(m_c - M) / sum_c l_c e^(m_c - M).
-Value attentionKernel(OpBuilder &b, Location loc, Value q4,
-                      ValueRange storage, CacheType type, Value n,
-                      double scale) {
+Value attentionKernel(OpBuilder &b, Location loc, Value q4, ValueRange storage,
+                      CacheType type, Value n, double scale) {
   auto qt = cast<RankedTensorType>(q4.getType());
   int64_t bsz = type.getBatch(), h = type.getHeads();
   int64_t g = qt.getDimSize(2), d = qt.getDimSize(3);
@@ -916,9 +909,8 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4,
   Value chunk = indexConst(b, loc, chunkTokens(type));
   Value chunks = arith::CeilDivUIOp::create(b, loc, n, chunk);
   Type f32 = b.getF32Type();
-  SmallVector<OpFoldResult> partShape = {b.getIndexAttr(bsz),
-                                         b.getIndexAttr(h), chunks,
-                                         b.getIndexAttr(g)};
+  SmallVector<OpFoldResult> partShape = {b.getIndexAttr(bsz), b.getIndexAttr(h),
+                                         chunks, b.getIndexAttr(g)};
   SmallVector<OpFoldResult> outShape(partShape);
   outShape.push_back(b.getIndexAttr(d));
   Value outs = tensor::EmptyOp::create(b, loc, outShape, f32);
@@ -935,17 +927,16 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4,
         Value hiTok = arith::MinUIOp::create(
             nb, nloc, arith::AddIOp::create(nb, nloc, lo, chunk), n);
         DecodeKernel kernel{nb, nloc, type, g};
-        DecodeKernel::Partial part = kernel.build(q4, stored, nc, lo, hiTok,
-                                                  args[0], args[1], scale);
+        DecodeKernel::Partial part =
+            kernel.build(q4, stored, nc, lo, hiTok, args[0], args[1], scale);
         auto inParallel = scf::InParallelOp::create(nb, nloc);
         OpBuilder::InsertionGuard guard(nb);
         nb.setInsertionPointToStart(inParallel.getBody());
         SmallVector<OpFoldResult> offsets = {args[0], args[1], args[2],
                                              nb.getIndexAttr(0)};
-        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1),
-                                           nb.getIndexAttr(1),
-                                           nb.getIndexAttr(1),
-                                           nb.getIndexAttr(g)};
+        SmallVector<OpFoldResult> sizes = {
+            nb.getIndexAttr(1), nb.getIndexAttr(1), nb.getIndexAttr(1),
+            nb.getIndexAttr(g)};
         SmallVector<OpFoldResult> strides(4, nb.getIndexAttr(1));
         tensor::ParallelInsertSliceOp::create(nb, nloc, part.max, args[4],
                                               offsets, sizes, strides);
@@ -965,26 +956,25 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4,
   AffineExpr e0, e1, e2, e3, e4;
   bindDims(ctx, e0, e1, e2, e3, e4);
   float inf = std::numeric_limits<float>::infinity();
-  SmallVector<OpFoldResult> rowShape = {b.getIndexAttr(bsz),
-                                        b.getIndexAttr(h), b.getIndexAttr(g)};
+  SmallVector<OpFoldResult> rowShape = {b.getIndexAttr(bsz), b.getIndexAttr(h),
+                                        b.getIndexAttr(g)};
   auto map4 = [&](ArrayRef<AffineExpr> r) {
     return AffineMap::get(4, 0, r, ctx);
   };
   SmallVector<IteratorType> overChunks = {kPar, kPar, kRed, kPar};
   Value mInit = filled(b, loc, rowShape, f32Const(b, loc, -inf));
-  Value m = linalg::GenericOp::create(
-                b, loc, TypeRange{mInit.getType()}, ValueRange{partMax},
-                ValueRange{mInit},
-                ArrayRef<AffineMap>{map4({e0, e1, e2, e3}),
-                                    map4({e0, e1, e3})},
-                overChunks,
-                [](OpBuilder &nb, Location nloc, ValueRange a) {
-                  linalg::YieldOp::create(
-                      nb, nloc,
-                      arith::MaximumFOp::create(nb, nloc, a[0], a[1])
-                          .getResult());
-                })
-                .getResult(0);
+  Value m =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{mInit.getType()}, ValueRange{partMax},
+          ValueRange{mInit},
+          ArrayRef<AffineMap>{map4({e0, e1, e2, e3}), map4({e0, e1, e3})},
+          overChunks,
+          [](OpBuilder &nb, Location nloc, ValueRange a) {
+            linalg::YieldOp::create(
+                nb, nloc,
+                arith::MaximumFOp::create(nb, nloc, a[0], a[1]).getResult());
+          })
+          .getResult(0);
   Value weightsInit = tensor::EmptyOp::create(b, loc, partShape, f32);
   Value weights =
       linalg::GenericOp::create(
@@ -1000,32 +990,29 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4,
           })
           .getResult(0);
   Value lInit = filled(b, loc, rowShape, f32Const(b, loc, 0.0));
-  Value l = linalg::GenericOp::create(
-                b, loc, TypeRange{lInit.getType()},
-                ValueRange{partSums, weights}, ValueRange{lInit},
-                ArrayRef<AffineMap>{map4({e0, e1, e2, e3}),
-                                    map4({e0, e1, e2, e3}),
-                                    map4({e0, e1, e3})},
-                overChunks,
-                [](OpBuilder &nb, Location nloc, ValueRange a) {
-                  Value x = arith::MulFOp::create(nb, nloc, a[0], a[1]);
-                  linalg::YieldOp::create(
-                      nb, nloc,
-                      arith::AddFOp::create(nb, nloc, a[2], x).getResult());
-                })
-                .getResult(0);
-  Value accInit =
-      filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
+  Value l =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{lInit.getType()}, ValueRange{partSums, weights},
+          ValueRange{lInit},
+          ArrayRef<AffineMap>{map4({e0, e1, e2, e3}), map4({e0, e1, e2, e3}),
+                              map4({e0, e1, e3})},
+          overChunks,
+          [](OpBuilder &nb, Location nloc, ValueRange a) {
+            Value x = arith::MulFOp::create(nb, nloc, a[0], a[1]);
+            linalg::YieldOp::create(
+                nb, nloc, arith::AddFOp::create(nb, nloc, a[2], x).getResult());
+          })
+          .getResult(0);
+  Value accInit = filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
   auto map5 = [&](ArrayRef<AffineExpr> r) {
     return AffineMap::get(5, 0, r, ctx);
   };
   Value acc =
       linalg::GenericOp::create(
-          b, loc, TypeRange{accInit.getType()},
-          ValueRange{partOuts, weights}, ValueRange{accInit},
+          b, loc, TypeRange{accInit.getType()}, ValueRange{partOuts, weights},
+          ValueRange{accInit},
           ArrayRef<AffineMap>{map5({e0, e1, e2, e3, e4}),
-                              map5({e0, e1, e2, e3}),
-                              map5({e0, e1, e3, e4})},
+                              map5({e0, e1, e2, e3}), map5({e0, e1, e3, e4})},
           ArrayRef<IteratorType>{kPar, kPar, kRed, kPar, kPar},
           [](OpBuilder &nb, Location nloc, ValueRange a) {
             Value x = arith::MulFOp::create(nb, nloc, a[0], a[1]);
@@ -1081,10 +1068,13 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
     // values): the writes below take their extents from these tensors.
     SmallVector<std::pair<Value, int64_t>> expected;
     if (type.isLatent()) {
-      expected = {{keys, type.getBatch()}, {Value(), 0}, {keys, type.getRank()}};
+      expected = {
+          {keys, type.getBatch()}, {Value(), 0}, {keys, type.getRank()}};
     } else {
-      expected = {{keys, type.getBatch()}, {keys, type.getHeads()},
-                  {Value(), 0}, {keys, type.getHeadSize()}};
+      expected = {{keys, type.getBatch()},
+                  {keys, type.getHeads()},
+                  {Value(), 0},
+                  {keys, type.getHeadSize()}};
     }
     auto sizeCheck = [&](Value tensor, int64_t dim, Value want) {
       if (!cast<RankedTensorType>(tensor.getType()).isDynamicDim(dim))
@@ -1105,17 +1095,16 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
     }
     if (values && (cast<RankedTensorType>(keys.getType()).isDynamicDim(2) ||
                    cast<RankedTensorType>(values.getType()).isDynamicDim(2))) {
-      Value same = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::eq, count,
-          tensor::DimOp::create(b, loc, values, 2));
+      Value same =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, count,
+                                tensor::DimOp::create(b, loc, values, 2));
       cf::AssertOp::create(b, loc, same,
                            "kv.append: keys and values hold different token "
                            "counts");
     }
     Value total = arith::AddIOp::create(b, loc, n, count);
-    Value fits = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::ule, total,
-        indexConst(b, loc, type.getCapacity()));
+    Value fits = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, total,
+                                       indexConst(b, loc, type.getCapacity()));
     cf::AssertOp::create(b, loc, fits,
                          "kv.append: the tokens do not fit in the cache's "
                          "capacity");
@@ -1146,19 +1135,17 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
       SmallVector<OpFoldResult> shape = mixedSizes(b, loc, window);
       shape[2] = pendingLen;
       Value pending = tensor::EmptyOp::create(b, loc, shape, b.getF32Type());
-      pending = insertDim(b, loc, sliceDim(b, loc, window, 2,
-                                           b.getIndexAttr(0), wOld),
+      pending = insertDim(b, loc,
+                          sliceDim(b, loc, window, 2, b.getIndexAttr(0), wOld),
                           pending, 2, b.getIndexAttr(0));
       return insertDim(b, loc, toF32(b, loc, fresh), pending, 2, wOld);
     };
     Value pendingK = pendingOf(storage[6], keys);
     Value pendingV = pendingOf(storage[7], values);
-    Value newWk = insertDim(
-        b, loc, sliceDim(b, loc, pendingK, 2, moved, wNew), storage[6], 2,
-        b.getIndexAttr(0));
-    Value newWv = insertDim(
-        b, loc, sliceDim(b, loc, pendingV, 2, moved, wNew), storage[7], 2,
-        b.getIndexAttr(0));
+    Value newWk = insertDim(b, loc, sliceDim(b, loc, pendingK, 2, moved, wNew),
+                            storage[6], 2, b.getIndexAttr(0));
+    Value newWv = insertDim(b, loc, sliceDim(b, loc, pendingV, 2, moved, wNew),
+                            storage[7], 2, b.getIndexAttr(0));
 
     unsigned bits = type.getBits();
     int64_t gt = type.getKeyGroup(), gc = type.getValueGroup();
@@ -1196,9 +1183,8 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
         RankedTensorType::get({bsz, h, ShapedType::kDynamic, d / gc, gc},
                               b.getF32Type()),
         movingV, SmallVector<ReassociationIndices>{{0}, {1}, {2}, {3, 4}},
-        SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(h),
-                                  moved, b.getIndexAttr(d / gc),
-                                  b.getIndexAttr(gc)});
+        SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(h), moved,
+                                  b.getIndexAttr(d / gc), b.getIndexAttr(gc)});
     auto [vmn, vmx] = minMax(b, loc, vGrouped, 4);
     Value vscale = scaleOf(b, loc, vmn, vmx, bits);
     Value vCodes = codesOf(b, loc, vGrouped, vmn, vscale,
@@ -1266,18 +1252,17 @@ struct DecodeAttentionLowering
         auto cType = cast<RankedTensorType>(c.getType());
         Value c4 = tensor::ExpandShapeOp::create(
             b, loc,
-            RankedTensorType::get({bsz, 1, ShapedType::kDynamic,
-                                   type.getRank()},
-                                  cType.getElementType()),
+            RankedTensorType::get(
+                {bsz, 1, ShapedType::kDynamic, type.getRank()},
+                cType.getElementType()),
             c, SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}},
-            SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(1),
-                                      n, b.getIndexAttr(type.getRank())});
+            SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(1), n,
+                                      b.getIndexAttr(type.getRank())});
         o4 = floatAttention(b, loc, groupQuery(b, loc, q, 1), c4, c4, scale);
       }
     } else if (cpuKernels) {
-      o4 = attentionKernel(b, loc,
-                                    groupQuery(b, loc, q, type.getHeads()),
-                                    storage, type, n, scale);
+      o4 = attentionKernel(b, loc, groupQuery(b, loc, q, type.getHeads()),
+                           storage, type, n, scale);
     } else if (!type.isQuantized()) {
       Value keys = sliceDim(b, loc, storage[0], 2, b.getIndexAttr(0), n);
       Value values = sliceDim(b, loc, storage[1], 2, b.getIndexAttr(0), n);
@@ -1300,8 +1285,8 @@ struct DecodeAttentionLowering
       Value vmin = sliceDim(b, loc, storage[5], 2, origin, nc);
       Value wk = sliceDim(b, loc, storage[6], 2, origin, w);
       Value wv = sliceDim(b, loc, storage[7], 2, origin, w);
-      Value sc = quantizedScores(b, loc, q4, kcodes, kscale, kmin, type, scale,
-                                 nc);
+      Value sc =
+          quantizedScores(b, loc, q4, kcodes, kscale, kmin, type, scale, nc);
       Value sw = floatScores(b, loc, q4, wk, scale);
       SmallVector<OpFoldResult> shape = mixedSizes(b, loc, sc);
       shape[3] = n;
@@ -1310,16 +1295,14 @@ struct DecodeAttentionLowering
       s = insertDim(b, loc, sw, s, 3, nc);
       Value l;
       Value p = softmaxWeights(b, loc, s, l);
-      Value acc =
-          filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
+      Value acc = filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
       acc = quantizedWeightedSum(b, loc, sliceDim(b, loc, p, 3, origin, nc),
                                  vcodes, vscale, vmin, type, acc);
       acc = floatWeightedSum(b, loc, sliceDim(b, loc, p, 3, nc, w), wv, acc);
       o4 = normalize(b, loc, acc, l);
     }
     Value o = tensor::CollapseShapeOp::create(
-        b, loc, qType, o4,
-        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+        b, loc, qType, o4, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
     rewriter.replaceOp(op, o);
     return success();
   }
@@ -1341,9 +1324,9 @@ struct PrefillAttentionLowering
     int64_t g = qt.getDimSize(1) / hkv, d = qt.getDimSize(3);
     Value tokens = tensor::DimOp::create(b, loc, k, 2);
     if (qt.isDynamicDim(2) || kt.isDynamicDim(2)) {
-      Value same = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::eq, tokens,
-          tensor::DimOp::create(b, loc, q, 2));
+      Value same =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
+                                tensor::DimOp::create(b, loc, q, 2));
       cf::AssertOp::create(b, loc, same,
                            "kv.prefill_attention: query and keys hold "
                            "different token counts");
@@ -1363,33 +1346,31 @@ struct PrefillAttentionLowering
       // Row r holds query token r mod T; keys after it are masked.
       float inf = std::numeric_limits<float>::infinity();
       Value minusInf = f32Const(b, loc, -inf);
-      s = elementwise(b, loc, s, s,
-                      [&](OpBuilder &nb, Location nloc, ValueRange a) {
-                        Value row = linalg::IndexOp::create(nb, nloc, 2);
-                        Value key = linalg::IndexOp::create(nb, nloc, 3);
-                        Value query = arith::RemUIOp::create(nb, nloc, row,
-                                                             tokens);
-                        Value future = arith::CmpIOp::create(
-                            nb, nloc, arith::CmpIPredicate::ugt, key, query);
-                        return arith::SelectOp::create(nb, nloc, future,
-                                                       minusInf, a[0])
-                            .getResult();
-                      });
+      s = elementwise(
+          b, loc, s, s, [&](OpBuilder &nb, Location nloc, ValueRange a) {
+            Value row = linalg::IndexOp::create(nb, nloc, 2);
+            Value key = linalg::IndexOp::create(nb, nloc, 3);
+            Value query = arith::RemUIOp::create(nb, nloc, row, tokens);
+            Value future = arith::CmpIOp::create(
+                nb, nloc, arith::CmpIPredicate::ugt, key, query);
+            return arith::SelectOp::create(nb, nloc, future, minusInf, a[0])
+                .getResult();
+          });
     }
     Value l;
     Value p = softmaxWeights(b, loc, s, l);
     Value acc = filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
     Value o4 = normalize(b, loc, floatWeightedSum(b, loc, p, v, acc), l);
     Value o5 = tensor::ExpandShapeOp::create(
-        b, loc, RankedTensorType::get({bsz, hkv, g, t, d}, b.getF32Type()),
-        o4, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}},
+        b, loc, RankedTensorType::get({bsz, hkv, g, t, d}, b.getF32Type()), o4,
+        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}},
         SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(hkv),
                                   b.getIndexAttr(g), tokens,
                                   b.getIndexAttr(d)});
-    rewriter.replaceOp(op, tensor::CollapseShapeOp::create(
-                               b, loc, qt, o5,
-                               SmallVector<ReassociationIndices>{
-                                   {0}, {1, 2}, {3}, {4}}));
+    rewriter.replaceOp(
+        op, tensor::CollapseShapeOp::create(
+                b, loc, qt, o5,
+                SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}, {4}}));
     return success();
   }
 };
