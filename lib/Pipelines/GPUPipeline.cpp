@@ -66,7 +66,7 @@ void moka::buildGPUPipeline(OpPassManager &pm,
   mapping.blockSize = options.blockSize;
   pm.addNestedPass<func::FuncOp>(createMapParallelLoopsToGPUPass(mapping));
   pm.addPass(createConvertParallelLoopToGpuPass());
-  pm.addNestedPass<func::FuncOp>(createManagedMemoryPass());
+  pm.addNestedPass<func::FuncOp>(createUseManagedMemoryPass());
   if (options.reportChecks)
     pm.addPass(createLowerRuntimeChecksPass());
   pm.addPass(createLowerDynamicExpandShapePass());

@@ -165,12 +165,12 @@ def CopyGlobalsPass : Pass<"moka-copy-globals", "mlir::func::FuncOp"> {
     Kernels cannot dereference host globals (constants, weights). Before
     buffer deallocation, each `memref.get_global` becomes a `memref.alloc`
     and a `memref.copy` of the global, so the copy is freed like any other
-    buffer and, on GPUs, lives in managed memory (`moka-managed-memory`).
+    buffer and, on GPUs, lives in managed memory (`moka-use-managed-memory`).
   }];
   let dependentDialects = ["mlir::memref::MemRefDialect"];
 }
 
-def ManagedMemoryPass : Pass<"moka-managed-memory", "mlir::func::FuncOp"> {
+def UseManagedMemoryPass : Pass<"moka-use-managed-memory", "mlir::func::FuncOp"> {
   let summary = "Host allocations and constants in memory both the host and the GPU reach";
   let description = [{
     With kernels launched from host code that also runs sequential loops

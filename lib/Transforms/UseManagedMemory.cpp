@@ -1,7 +1,7 @@
-//===- ManagedMemory.cpp - Host buffers in CUDA managed memory ------------===//
+//===- UseManagedMemory.cpp - Host buffers in CUDA managed memory ---------===//
 //
-// Host-side allocations and globals become managed allocations, which both
-// the host code and the kernels it launches can dereference.
+// Host-side allocations become managed allocations, which both the host
+// code and the kernels it launches can dereference.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,8 +12,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 namespace moka {
-#define GEN_PASS_DEF_COPYGLOBALSPASS
-#define GEN_PASS_DEF_MANAGEDMEMORYPASS
+#define GEN_PASS_DEF_USEMANAGEDMEMORYPASS
 #include "moka/Transforms/Passes.h.inc"
 } // namespace moka
 
@@ -26,8 +25,8 @@ bool onHost(Operation *op) {
          !op->getParentOfType<gpu::GPUFuncOp>();
 }
 
-struct ManagedMemoryPass
-    : public moka::impl::ManagedMemoryPassBase<ManagedMemoryPass> {
+struct UseManagedMemoryPass
+    : public moka::impl::UseManagedMemoryPassBase<UseManagedMemoryPass> {
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
@@ -56,25 +55,6 @@ struct ManagedMemoryPass
         gpu::WaitOp::create(b, loc, Type(), ValueRange{done});
         dealloc.erase();
       }
-    }
-  }
-};
-
-struct CopyGlobalsPass
-    : public moka::impl::CopyGlobalsPassBase<CopyGlobalsPass> {
-  void runOnOperation() override {
-    SmallVector<memref::GetGlobalOp> globals;
-    getOperation().walk([&](memref::GetGlobalOp op) { globals.push_back(op); });
-    for (memref::GetGlobalOp global : globals) {
-      auto type = cast<MemRefType>(global.getType());
-      if (!type.getLayout().isIdentity() || !type.hasStaticShape())
-        continue;
-      OpBuilder b(global);
-      b.setInsertionPointAfter(global);
-      auto copy = memref::AllocOp::create(b, global.getLoc(), type);
-      global.getResult().replaceAllUsesWith(copy.getResult());
-      memref::CopyOp::create(b, global.getLoc(), global.getResult(),
-                             copy.getResult());
     }
   }
 };
