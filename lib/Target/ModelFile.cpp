@@ -1,6 +1,7 @@
 //===- ModelFile.cpp - Reading a model for the tools ----------------------===//
 
 #include "moka/Target/ModelFile.h"
+#include "moka/InitAll.h"
 #include "moka/Pipelines/Pipelines.h"
 
 #include "mlir/Parser/Parser.h"
@@ -8,6 +9,15 @@
 #include "mlir/Support/FileUtilities.h"
 
 using namespace mlir;
+
+void moka::configureToolContext(MLIRContext &context) {
+  DialectRegistry registry;
+  registerMokaDialects(registry);
+  registerMokaTranslations(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+  context.printOpOnDiagnostic(false);
+}
 
 OwningOpRef<ModuleOp> moka::readModelFile(MLIRContext &context,
                                           llvm::SourceMgr &sourceMgr,

@@ -162,12 +162,8 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "moka-run: run a function of a moka module\n");
 
-  DialectRegistry registry;
-  moka::registerMokaDialects(registry);
-  moka::registerMokaTranslations(registry);
-  MLIRContext context(registry);
-  context.loadAllAvailableDialects();
-  context.printOpOnDiagnostic(false);
+  MLIRContext context;
+  moka::configureToolContext(context);
 
   std::string errorMessage;
   llvm::SourceMgr sourceMgr;

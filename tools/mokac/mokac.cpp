@@ -306,12 +306,8 @@ int main(int argc, char **argv) {
          " is not an NVIDIA architecture (sm_80, sm_90, "
          "...)");
 
-  DialectRegistry registry;
-  moka::registerMokaDialects(registry);
-  moka::registerMokaTranslations(registry);
-  MLIRContext context(registry);
-  context.loadAllAvailableDialects();
-  context.printOpOnDiagnostic(false);
+  MLIRContext context;
+  moka::configureToolContext(context);
 
   std::string errorMessage;
   llvm::SourceMgr sourceMgr;

@@ -17,6 +17,10 @@
 
 namespace moka {
 
+/// Loads moka's dialects and translations into `context`; diagnostics do
+/// not print the whole operation (tools report errors on user IR).
+void configureToolContext(mlir::MLIRContext &context);
+
 /// Parses `path` into `context` (diagnostics through `sourceMgr`'s handler
 /// if the caller installed one) and expands its caches (`cpuKernels`: with
 /// the CPU kernels for attention). Returns null with `error` set on failure.
