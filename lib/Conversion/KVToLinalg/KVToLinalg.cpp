@@ -425,53 +425,52 @@ Value quantizedScores(OpBuilder &b, Location loc, Value q4, Value codes,
       });
 }
 
+/// The maximum (or sum) of 4-D `x` over dimension `dim`, which the result
+/// drops.
+Value reduceDim(OpBuilder &b, Location loc, Value x, int64_t dim, bool max) {
+  SmallVector<OpFoldResult> shape = mixedSizes(b, loc, x);
+  shape.erase(shape.begin() + dim);
+  float inf = std::numeric_limits<float>::infinity();
+  Value init = filled(b, loc, shape, f32Const(b, loc, max ? -inf : 0.0));
+  AffineMap id = b.getMultiDimIdentityMap(4);
+  SmallVector<IteratorType> iterators(4, kPar);
+  iterators[dim] = kRed;
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x}, ValueRange{init},
+             ArrayRef<AffineMap>{id, id.dropResult(dim)}, iterators,
+             [&](OpBuilder &nb, Location nloc, ValueRange a) {
+               Value r = max ? arith::MaximumFOp::create(nb, nloc, a[0], a[1])
+                                   .getResult()
+                             : arith::AddFOp::create(nb, nloc, a[0], a[1])
+                                   .getResult();
+               linalg::YieldOp::create(nb, nloc, r);
+             })
+      .getResult(0);
+}
+
+/// `e^(x - m)` for 4-D `x`, with `m` (`x` without dimension `dim`)
+/// broadcast along `dim`.
+Value expDifference(OpBuilder &b, Location loc, Value x, Value m, int64_t dim) {
+  Value init =
+      tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, x), b.getF32Type());
+  AffineMap id = b.getMultiDimIdentityMap(4);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x, m},
+             ValueRange{init}, ArrayRef<AffineMap>{id, id.dropResult(dim), id},
+             SmallVector<IteratorType>(4, kPar),
+             [](OpBuilder &nb, Location nloc, ValueRange a) {
+               Value d = arith::SubFOp::create(nb, nloc, a[0], a[1]);
+               linalg::YieldOp::create(
+                   nb, nloc, math::ExpOp::create(nb, nloc, d).getResult());
+             })
+      .getResult(0);
+}
+
 /// Softmax weights of scores `s[B, H, g, n]`: `p = exp(s - max)` per row,
 /// with their row sum in `sum`.
 Value softmaxWeights(OpBuilder &b, Location loc, Value s, Value &sum) {
-  auto type = cast<RankedTensorType>(s.getType());
-  SmallVector<OpFoldResult> rowShape = mixedSizes(b, loc, s);
-  rowShape.pop_back();
-  float inf = std::numeric_limits<float>::infinity();
-  MLIRContext *ctx = b.getContext();
-  AffineMap id = b.getMultiDimIdentityMap(4);
-  AffineMap row = AffineMap::get(
-      4, 0,
-      {b.getAffineDimExpr(0), b.getAffineDimExpr(1), b.getAffineDimExpr(2)},
-      ctx);
-  SmallVector<IteratorType> reduce = {kPar, kPar, kPar, kRed};
-  Value mInit = filled(b, loc, rowShape, f32Const(b, loc, -inf));
-  Value m =
-      linalg::GenericOp::create(
-          b, loc, TypeRange{mInit.getType()}, ValueRange{s}, ValueRange{mInit},
-          ArrayRef<AffineMap>{id, row}, reduce,
-          [](OpBuilder &nb, Location nloc, ValueRange a) {
-            linalg::YieldOp::create(
-                nb, nloc,
-                arith::MaximumFOp::create(nb, nloc, a[0], a[1]).getResult());
-          })
-          .getResult(0);
-  Value pInit = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, s),
-                                        type.getElementType());
-  Value p = linalg::GenericOp::create(
-                b, loc, TypeRange{pInit.getType()}, ValueRange{s, m},
-                ValueRange{pInit}, ArrayRef<AffineMap>{id, row, id},
-                SmallVector<IteratorType>(4, kPar),
-                [](OpBuilder &nb, Location nloc, ValueRange a) {
-                  Value x = arith::SubFOp::create(nb, nloc, a[0], a[1]);
-                  linalg::YieldOp::create(
-                      nb, nloc, math::ExpOp::create(nb, nloc, x).getResult());
-                })
-                .getResult(0);
-  Value lInit = filled(b, loc, rowShape, f32Const(b, loc, 0.0));
-  sum = linalg::GenericOp::create(
-            b, loc, TypeRange{lInit.getType()}, ValueRange{p},
-            ValueRange{lInit}, ArrayRef<AffineMap>{id, row}, reduce,
-            [](OpBuilder &nb, Location nloc, ValueRange a) {
-              linalg::YieldOp::create(
-                  nb, nloc,
-                  arith::AddFOp::create(nb, nloc, a[0], a[1]).getResult());
-            })
-            .getResult(0);
+  Value p = expDifference(b, loc, s, reduceDim(b, loc, s, 3, /*max=*/true), 3);
+  sum = reduceDim(b, loc, p, 3, /*max=*/false);
   return p;
 }
 
@@ -955,40 +954,14 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4, ValueRange storage,
   MLIRContext *ctx = b.getContext();
   AffineExpr e0, e1, e2, e3, e4;
   bindDims(ctx, e0, e1, e2, e3, e4);
-  float inf = std::numeric_limits<float>::infinity();
   SmallVector<OpFoldResult> rowShape = {b.getIndexAttr(bsz), b.getIndexAttr(h),
                                         b.getIndexAttr(g)};
   auto map4 = [&](ArrayRef<AffineExpr> r) {
     return AffineMap::get(4, 0, r, ctx);
   };
   SmallVector<IteratorType> overChunks = {kPar, kPar, kRed, kPar};
-  Value mInit = filled(b, loc, rowShape, f32Const(b, loc, -inf));
-  Value m =
-      linalg::GenericOp::create(
-          b, loc, TypeRange{mInit.getType()}, ValueRange{partMax},
-          ValueRange{mInit},
-          ArrayRef<AffineMap>{map4({e0, e1, e2, e3}), map4({e0, e1, e3})},
-          overChunks,
-          [](OpBuilder &nb, Location nloc, ValueRange a) {
-            linalg::YieldOp::create(
-                nb, nloc,
-                arith::MaximumFOp::create(nb, nloc, a[0], a[1]).getResult());
-          })
-          .getResult(0);
-  Value weightsInit = tensor::EmptyOp::create(b, loc, partShape, f32);
-  Value weights =
-      linalg::GenericOp::create(
-          b, loc, TypeRange{weightsInit.getType()}, ValueRange{partMax, m},
-          ValueRange{weightsInit},
-          ArrayRef<AffineMap>{map4({e0, e1, e2, e3}), map4({e0, e1, e3}),
-                              map4({e0, e1, e2, e3})},
-          SmallVector<IteratorType>(4, kPar),
-          [](OpBuilder &nb, Location nloc, ValueRange a) {
-            Value x = arith::SubFOp::create(nb, nloc, a[0], a[1]);
-            linalg::YieldOp::create(
-                nb, nloc, math::ExpOp::create(nb, nloc, x).getResult());
-          })
-          .getResult(0);
+  Value weights = expDifference(b, loc, partMax,
+                                reduceDim(b, loc, partMax, 2, /*max=*/true), 2);
   Value lInit = filled(b, loc, rowShape, f32Const(b, loc, 0.0));
   Value l =
       linalg::GenericOp::create(
