@@ -12,7 +12,14 @@ declare -A status
 status[lit]=$?
 (cd "$MOKA_BUILD_DIR" && ctest --output-on-failure)
 status[ctest]=$?
-(cd "$ROOT/python" && PYTHONPATH="$ROOT/python" /usr/bin/python3 -m pytest -q -rs tests)
+PRELOAD=()
+if [[ -n "${MOKA_SANITIZE:-}" ]]; then
+  # Model libraries of a sanitizer build need the ASan runtime first in the
+  # process; Python's own allocations are not checked for leaks.
+  PRELOAD=(env "LD_PRELOAD=$(clang++-22 -print-file-name=libclang_rt.asan-x86_64.so)"
+    "ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}")
+fi
+(cd "$ROOT/python" && PYTHONPATH="$ROOT/python" "${PRELOAD[@]}" /usr/bin/python3 -m pytest -q -rs tests)
 status[pytest]=$?
 
 failed=0

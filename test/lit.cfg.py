@@ -17,7 +17,14 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moka_obj_root, "test")
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
-config.substitutions.append(("%python", config.python_executable))
+# In the sanitizer build, generated code is instrumented with ASan and the
+# model libraries Python loads need its runtime first in the process.
+python_command = config.python_executable
+if config.moka_sanitize:
+    config.available_features.add("asan")
+    python_command = "env LD_PRELOAD={} ASAN_OPTIONS=detect_leaks=0 {}".format(
+        config.asan_runtime, config.python_executable)
+config.substitutions.append(("%python", python_command))
 config.substitutions.append(
     ("%moka_src", config.moka_src_root))
 

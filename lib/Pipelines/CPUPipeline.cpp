@@ -175,9 +175,24 @@ void moka::registerMokaPipelines() {
       "Lower moka IR to linalg and tile and vectorize it for CPUs, on tensors "
       "(the first half of moka-cpu-pipeline)",
       buildCPUCodegenPipeline);
-  PassPipelineRegistration<GPUPipelineOptions>(
+  // Registered by hand so that bad options are errors, not a pipeline
+  // that fails late or emits a broken binary.
+  registerPassPipeline(
       "moka-gpu-pipeline",
       "Compile moka IR on tensors for NVIDIA GPUs: kernels as PTX or cubin "
       "in gpu.binary ops, host code in the LLVM dialect",
-      buildGPUPipeline);
+      [](OpPassManager &pm, StringRef text,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        GPUPipelineOptions options;
+        if (failed(options.parseFromString(text)))
+          return failure();
+        std::string problem = checkGPUPipelineOptions(options);
+        if (!problem.empty())
+          return errorHandler("moka-gpu-pipeline: " + problem);
+        buildGPUPipeline(pm, options);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(GPUPipelineOptions());
+      });
 }

@@ -31,7 +31,11 @@
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/TargetParser/Triple.h"
 
 #include <cstdlib>
 
@@ -46,6 +50,55 @@ static std::string toolkitPath(StringRef option) {
     return home;
   if (llvm::sys::fs::is_directory("/usr/local/cuda"))
     return "/usr/local/cuda";
+  return "";
+}
+
+extern "C" void LLVMInitializeNVPTXTargetInfo();
+extern "C" void LLVMInitializeNVPTXTargetMC();
+
+std::string moka::checkGPUPipelineOptions(const GPUPipelineOptions &options) {
+  static bool initialized = [] {
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTargetMC();
+    return true;
+  }();
+  (void)initialized;
+  llvm::Triple triple("nvptx64-nvidia-cuda");
+  std::string error;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return "the NVPTX target is not available: " + error;
+  std::unique_ptr<llvm::MCSubtargetInfo> subtarget(
+      target->createMCSubtargetInfo(triple, "", ""));
+  StringRef chip = options.chip;
+  if (!chip.starts_with("sm_") || !subtarget ||
+      !subtarget->isCPUStringValid(chip))
+    return "chip '" + options.chip +
+           "' is not an NVIDIA GPU architecture LLVM knows (sm_80, sm_90, "
+           "...)";
+  StringRef format = options.format;
+  if (format != "isa" && format != "bin" && format != "fatbin")
+    return "format '" + options.format + "' is not isa, bin or fatbin";
+  if (options.blockSize < 1 || options.blockSize > 1024)
+    return "block-size " + std::to_string(options.blockSize) +
+           " is not between 1 and 1024 threads";
+  if (options.optLevel < 0 || options.optLevel > 3)
+    return "opt-level " + std::to_string(options.optLevel) +
+           " is not between 0 and 3";
+  // A toolkit the user named must be there: without libdevice, kernels
+  // calling math functions would be left with undefined __nv_* calls.
+  std::string named = options.toolkit;
+  if (named.empty())
+    if (const char *home = std::getenv("CUDA_HOME"))
+      named = home;
+  if (!named.empty()) {
+    SmallString<128> libdevice(named);
+    llvm::sys::path::append(libdevice, "nvvm", "libdevice", "libdevice.10.bc");
+    if (!llvm::sys::fs::exists(libdevice))
+      return "CUDA toolkit '" + named + "' has no " + std::string(libdevice) +
+             " (set toolkit= or CUDA_HOME)";
+  }
   return "";
 }
 

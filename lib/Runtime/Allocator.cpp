@@ -1,20 +1,35 @@
 //===- Allocator.cpp - Caching host allocator for generated code ----------===//
 //
-// A size-keyed cache of freed blocks in front of aligned_alloc.
+// A size-keyed cache of freed blocks in front of aligned_alloc. Built with
+// AddressSanitizer, it hands out exact-size blocks and caches nothing, so
+// that generated code reading or writing past a buffer, or using one after
+// it was freed, is reported.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moka/Runtime/Allocator.h"
 #include "moka/Runtime/Invoke.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <unordered_map>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOKA_ASAN 1
+#endif
+#endif
+
 namespace {
 
 constexpr size_t kAlignment = 64;
+#ifdef MOKA_ASAN
+constexpr bool kExactBlocks = true;
+#else
+constexpr bool kExactBlocks = false;
+#endif
 
 struct Cache {
   std::mutex mutex;
@@ -38,8 +53,14 @@ void *mokaAlloc(size_t size) {
     rounded = kAlignment;
   Cache &c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  auto it = c.free.find(rounded);
   void *ptr;
+  if (kExactBlocks) {
+    if (posix_memalign(&ptr, kAlignment, size ? size : 1) != 0)
+      return nullptr;
+    c.live[ptr] = 0;
+    return ptr;
+  }
+  auto it = c.free.find(rounded);
   if (it != c.free.end()) {
     ptr = it->second;
     c.free.erase(it);
@@ -53,6 +74,15 @@ void *mokaAlloc(size_t size) {
   return ptr;
 }
 
+void *mokaAllocOrFail(size_t size) {
+  if (void *ptr = mokaAlloc(size))
+    return ptr;
+  static thread_local char message[96];
+  std::snprintf(message, sizeof(message), "out of memory allocating %zu bytes",
+                size);
+  mokaCheckFailed(message);
+}
+
 void mokaFree(void *ptr) {
   if (!ptr)
     return;
@@ -63,7 +93,7 @@ void mokaFree(void *ptr) {
     return; // Not ours: never hand foreign memory to free().
   size_t size = it->second;
   c.live.erase(it);
-  if (c.cachedBytes + size > Cache::kMaxCachedBytes) {
+  if (kExactBlocks || c.cachedBytes + size > Cache::kMaxCachedBytes) {
     std::free(ptr);
     return;
   }

@@ -115,19 +115,23 @@ bool parseSignature(const char *text, Signature &sig) {
   return parseList(p, sig.results) && *p == '\0';
 }
 
-std::string shapeString(const int64_t *shape, size_t rank) {
+/// A shape as text; in a signature a negative size is a dynamic one ('?'),
+/// in a caller's tensor it is printed as it is.
+std::string shapeString(const int64_t *shape, size_t rank,
+                        bool signature = false) {
   std::string s = "[";
   for (size_t i = 0; i < rank; ++i) {
     if (i)
       s += "x";
-    s += shape[i] < 0 ? std::string("?") : std::to_string(shape[i]);
+    s +=
+        signature && shape[i] < 0 ? std::string("?") : std::to_string(shape[i]);
   }
   return s + "]";
 }
 
 std::string typeString(const TensorType &type) {
   return std::string(dtypeName(type.dtype)) +
-         shapeString(type.shape.data(), type.shape.size());
+         shapeString(type.shape.data(), type.shape.size(), /*signature=*/true);
 }
 
 int32_t fail(moka_status status, const std::string &message) {

@@ -6,9 +6,11 @@
 
 #include "moka/Runtime/Npy.h"
 
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 
 using namespace moka;
 
@@ -170,9 +172,22 @@ bool moka::parseNpy(const std::string &bytes, NpyArray &out,
     out.shape.push_back(v);
   }
 
-  size_t expected =
-      static_cast<size_t>(out.numElements()) * npyElementSize(out.dtype);
+  // The byte count, refusing shapes whose product overflows: such a header
+  // cannot describe data that is present.
   size_t available = bytes.size() - headerStart - headerLen;
+  size_t expected = npyElementSize(out.dtype);
+  bool overflow = false;
+  for (int64_t d : out.shape) {
+    if (d != 0 && expected > SIZE_MAX / static_cast<size_t>(d)) {
+      overflow = true;
+      break;
+    }
+    expected *= static_cast<size_t>(d);
+  }
+  if (overflow) {
+    error = "malformed .npy shape (" + shape + "): its size overflows";
+    return false;
+  }
   if (available < expected) {
     error = "truncated .npy data: expected " + std::to_string(expected) +
             " bytes, found " + std::to_string(available);
@@ -185,6 +200,12 @@ bool moka::parseNpy(const std::string &bytes, NpyArray &out,
 
 bool moka::readNpyFile(const std::string &path, NpyArray &out,
                        std::string &error) {
+  // Devices and pipes (/dev/zero) would be read without end.
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    error = "'" + path + "' is not a regular file";
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot open '" + path + "'";

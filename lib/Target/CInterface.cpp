@@ -111,6 +111,20 @@ moka::collectCInterface(ModuleOp module, StringRef prefix) {
              << "public function name '" << fn.name
              << "' is not a C identifier; make it private or rename it";
     fn.cName = (prefix + "_" + fn.name).str();
+    if (fn.name == "moka_manifest")
+      return func.emitError()
+             << "public function name 'moka_manifest' is reserved: the "
+                "library's manifest is "
+             << prefix << "_moka_manifest";
+    // The runtime's C API lives in the same library.
+    static constexpr llvm::StringLiteral kRuntimeSymbols[] = {
+        "moka_last_error", "moka_tensor_release", "moka_dtype_size",
+        "moka_tensor_num_elements", "moka_tensor_view"};
+    if (llvm::is_contained(kRuntimeSymbols, fn.cName))
+      return func.emitError()
+             << "the C symbol of public function @" << fn.name << ", "
+             << fn.cName << ", is a function of the moka runtime; rename "
+             << "the function or choose another --name";
     auto check = [&](Type type, StringRef what,
                      size_t index) -> FailureOr<RankedTensorType> {
       auto tensor = dyn_cast<RankedTensorType>(type);
@@ -172,7 +186,7 @@ LogicalResult moka::addCInterface(ModuleOp module, StringRef prefix,
   // Generated code allocates through the runtime's caching allocator (whose
   // blocks results hand over to the caller) and copies with its memref copy.
   for (auto [from, to] :
-       {std::pair<StringRef, StringRef>{"malloc", "mokaAlloc"},
+       {std::pair<StringRef, StringRef>{"malloc", "mokaAllocOrFail"},
         {"free", "mokaFree"},
         {"memrefCopy", "mokaMemRefCopy"}}) {
     if (Operation *op = symbols.lookup(from))

@@ -10,7 +10,9 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Endian.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -55,6 +57,34 @@ SmallVector<StringRef> dtypesFor(Type type) {
   return {};
 }
 
+/// The first key that occurs twice in the top-level object of `json`, if
+/// any: a JSON parser keeps only one of them, and which tensor a file means
+/// would be a guess.
+std::optional<StringRef> duplicateTopLevelKey(StringRef json) {
+  llvm::StringSet<> keys;
+  int depth = 0;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == '"') {
+      size_t begin = ++i;
+      while (i < json.size() && json[i] != '"')
+        i += json[i] == '\\' ? 2 : 1;
+      if (i >= json.size())
+        return std::nullopt; // Malformed: the JSON parser reports it.
+      StringRef text = json.slice(begin, i);
+      size_t next = json.find_first_not_of(" \t\r\n", i + 1);
+      bool isKey = next != StringRef::npos && json[next] == ':';
+      if (depth == 1 && isKey && !keys.insert(text).second)
+        return text;
+    }
+  }
+  return std::nullopt;
+}
+
 LogicalResult parseSafetensors(ModuleOp module, StringRef path,
                                const llvm::MemoryBuffer &buffer,
                                llvm::StringMap<TensorEntry> &entries) {
@@ -76,6 +106,8 @@ LogicalResult parseSafetensors(ModuleOp module, StringRef path,
   const llvm::json::Object *object = json->getAsObject();
   if (!object)
     return bad("header is not a JSON object");
+  if (std::optional<StringRef> key = duplicateTopLevelKey(header))
+    return bad("entry '" + *key + "' occurs more than once");
   for (const auto &[key, value] : *object) {
     if (key == "__metadata__")
       continue;
@@ -158,9 +190,14 @@ LogicalResult moka::loadWeights(ModuleOp module, StringRef modulePath,
       llvm::sys::path::append(resolved, attr.getValue());
     path = std::string(resolved);
   }
-  if (missing.empty())
+  // A weights file named on the command line is read and checked even when
+  // the module needs none: a wrong path is a mistake worth reporting.
+  if (missing.empty() && weightsPath.empty())
     return success();
 
+  if (llvm::sys::fs::exists(path) && !llvm::sys::fs::is_regular_file(path))
+    return module.emitError()
+           << "cannot read weights file '" << path << "': not a regular file";
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
   if (!buffer)

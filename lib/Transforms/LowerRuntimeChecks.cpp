@@ -2,17 +2,22 @@
 //
 // Failed run-time checks of a compiled library report to its caller: each
 // cf.assert becomes a call to mokaCheckFailed(message) when its condition is
-// false.
+// false. A check inside a parallel loop whose condition does not depend on
+// the loop (a shape check of a fused tile) is hoisted out of it first, so
+// that it runs on the calling thread, which can unwind to the caller.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moka/Transforms/Passes.h"
 
+#include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/LLVMIR/FunctionCallUtils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace moka {
 #define GEN_PASS_DEF_LOWERRUNTIMECHECKSPASS
@@ -25,14 +30,70 @@ namespace {
 
 constexpr const char *kCheckFailed = "mokaCheckFailed";
 
+bool isParallelLoop(Operation *op) {
+  return isa<scf::ForallOp, scf::ParallelOp>(op);
+}
+
+/// Moves `check` in front of the outermost parallel loop around it, with
+/// the side-effect-free ops that compute its condition inside the loop,
+/// when none of them depends on a value defined in the loop otherwise
+/// (induction variables, shared outputs, loads). A loop that runs no
+/// iteration then still checks: the condition is one of its operands'
+/// shapes, not of its iterations.
+void hoistOutOfParallelLoops(cf::AssertOp check) {
+  Operation *outermost = nullptr;
+  for (Operation *p = check->getParentOp(); p; p = p->getParentOp())
+    if (isParallelLoop(p))
+      outermost = p;
+  if (!outermost)
+    return;
+  BackwardSliceOptions options;
+  options.inclusive = false;
+  options.omitBlockArguments = false;
+  options.filter = [&](Operation *op) {
+    return outermost->isProperAncestor(op);
+  };
+  SetVector<Operation *> slice;
+  if (failed(getBackwardSlice(check.getOperation(), &slice, options)))
+    return;
+  for (Operation *op : slice) {
+    if (op->getNumRegions() || !isMemoryEffectFree(op))
+      return;
+    for (Value operand : op->getOperands())
+      if (isa<BlockArgument>(operand) &&
+          outermost->isProperAncestor(
+              cast<BlockArgument>(operand).getOwner()->getParentOp()))
+        return;
+  }
+  if (isa<BlockArgument>(check.getArg()) &&
+      outermost->isAncestor(
+          cast<BlockArgument>(check.getArg()).getOwner()->getParentOp()))
+    return;
+  OpBuilder b(outermost);
+  IRMapping mapping;
+  for (Operation *op : slice) // In topological order.
+    b.clone(*op, mapping);
+  b.clone(*check, mapping);
+  check.erase();
+}
+
 struct LowerRuntimeChecksPass
     : public moka::impl::LowerRuntimeChecksPassBase<LowerRuntimeChecksPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
+    SmallVector<cf::AssertOp> nested;
+    module.walk([&](cf::AssertOp op) {
+      if (op->getParentOfType<scf::ForallOp>() ||
+          op->getParentOfType<scf::ParallelOp>())
+        nested.push_back(op);
+    });
+    for (cf::AssertOp op : nested)
+      hoistOutOfParallelLoops(op);
+
     SmallVector<cf::AssertOp> asserts;
-    // A check inside a parallel loop may run on a worker thread, from which
-    // no unwinding to the caller is possible: it keeps printing and
+    // A check left inside a parallel loop may run on a worker thread, from
+    // which no unwinding to the caller is possible: it keeps printing and
     // aborting.
     module.walk([&](cf::AssertOp op) {
       if (!op->getParentOfType<scf::ForallOp>() &&

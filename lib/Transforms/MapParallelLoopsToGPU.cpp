@@ -53,6 +53,14 @@ struct MapParallelLoopsToGPUPass
 
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
+    // CUDA allows at most 1024 threads per block.
+    if (blockSize < 1 || blockSize > 1024) {
+      getOperation().emitError()
+          << "moka-map-parallel-loops-to-gpu: block-size must be between 1 "
+             "and 1024 threads, not "
+          << static_cast<int64_t>(blockSize);
+      return signalPassFailure();
+    }
     SmallVector<scf::ParallelOp> roots;
     getOperation().walk([&](scf::ParallelOp op) {
       if (!op->getParentOfType<scf::ParallelOp>() &&

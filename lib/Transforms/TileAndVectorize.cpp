@@ -196,8 +196,12 @@ struct TileAndVectorizePass
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     peelCandidates.clear();
-    if (vectorSize < 1) {
-      func.emitError("moka-tile-and-vectorize: vector-size must be >= 1");
+    // Beyond 1024 elements a "vector" is no longer one in the registers,
+    // and LLVM's code generation time grows without bound.
+    if (vectorSize < 1 || vectorSize > 1024) {
+      func.emitError() << "moka-tile-and-vectorize: vector-size must be "
+                          "between 1 and 1024 elements, not "
+                       << static_cast<int64_t>(vectorSize);
       return signalPassFailure();
     }
     SmallVector<linalg::LinalgOp> candidates;

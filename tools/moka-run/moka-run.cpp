@@ -19,6 +19,7 @@
 #include "moka/Runtime/MemRefCopy.h"
 #include "moka/Runtime/Npy.h"
 #include "moka/Target/ModelFile.h"
+#include "moka/Target/Sanitizer.h"
 #include "moka/Target/Weights.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -78,6 +79,10 @@ static cl::opt<std::string>
 static cl::opt<int64_t> vectorSize("vector-size",
                                    cl::desc("Vector tile size (elements)"),
                                    cl::init(64));
+static cl::opt<std::string> sanitize(
+    "sanitize",
+    cl::desc("Instrument the generated code: 'address' (AddressSanitizer; "
+             "the default when moka-run itself is built with it) or 'none'"));
 
 namespace {
 
@@ -232,6 +237,17 @@ int main(int argc, char **argv) {
     fail("unknown device '" + device + "' (cpu or cuda)");
   if (chip.getNumOccurrences() && !gpu)
     fail("--chip applies to --device=cuda only");
+  if (sanitize.getNumOccurrences() && sanitize != "address" &&
+      sanitize != "none")
+    fail("unknown sanitizer '" + sanitize + "' (address or none)");
+  bool instrument = sanitize.getNumOccurrences()
+                        ? sanitize == "address"
+                        : moka::hostHasAddressSanitizer() && !gpu;
+  if (instrument && !moka::hostHasAddressSanitizer())
+    fail("--sanitize=address needs a moka-run built with AddressSanitizer "
+         "(scripts/sanitize.sh)");
+  if (instrument && gpu)
+    fail("--sanitize=address applies to --device=cpu only");
   func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                 UnitAttr::get(&context));
   PassManager pm(&context);
@@ -242,6 +258,9 @@ int main(int argc, char **argv) {
     moka::GPUPipelineOptions options;
     options.chip = chip.empty() ? moka::cudaDeviceChip() : chip.getValue();
     options.format = "isa"; // PTX, compiled for the device by the driver.
+    std::string problem = moka::checkGPUPipelineOptions(options);
+    if (!problem.empty())
+      fail("--device=cuda: " + problem);
     moka::buildGPUPipeline(pm, options);
   } else {
     moka::CPUPipelineOptions options;
@@ -261,7 +280,15 @@ int main(int argc, char **argv) {
   auto tm = tmBuilder->createTargetMachine();
   if (!tm)
     fail("cannot create a target machine: " + llvm::toString(tm.takeError()));
-  auto transformer = makeOptimizingTransformer(3, 0, tm->get());
+  llvm::TargetMachine *machine = tm->get();
+  auto optimize = makeOptimizingTransformer(3, 0, machine);
+  auto transformer = [&](llvm::Module *m) -> llvm::Error {
+    if (llvm::Error err = optimize(m))
+      return err;
+    if (instrument)
+      moka::instrumentWithAddressSanitizer(*m, machine);
+    return llvm::Error::success();
+  };
   ExecutionEngineOptions engineOptions;
   engineOptions.transformer = transformer;
   engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
@@ -275,8 +302,9 @@ int main(int argc, char **argv) {
   // Generated code allocates through moka's caching allocator.
   (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
     llvm::orc::SymbolMap map;
-    map[interner("malloc")] = {llvm::orc::ExecutorAddr::fromPtr(&mokaAlloc),
-                               llvm::JITSymbolFlags::Exported};
+    map[interner("malloc")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&mokaAllocOrFail),
+        llvm::JITSymbolFlags::Exported};
     map[interner("free")] = {llvm::orc::ExecutorAddr::fromPtr(&mokaFree),
                              llvm::JITSymbolFlags::Exported};
     map[interner("memrefCopy")] = {
@@ -296,11 +324,16 @@ int main(int argc, char **argv) {
   std::vector<Descriptor> descriptors(arrays.size());
   std::set<void *> inputPointers;
   for (size_t i = 0; i < arrays.size(); ++i) {
-    size_t bytes = std::max<size_t>(arrays[i].data.size(), 64);
-    bytes = (bytes + 63) / 64 * 64;
+    // Padded to whole cache lines, except under the sanitizer: there the
+    // exact size makes any read past the array a reported error.
+    size_t bytes = std::max<size_t>(arrays[i].data.size(), instrument ? 1 : 64);
+    if (!instrument)
+      bytes = (bytes + 63) / 64 * 64;
     buffers[i].managed = gpu;
-    buffers[i].data =
-        gpu ? moka::cudaAllocManaged(bytes) : std::aligned_alloc(64, bytes);
+    if (gpu)
+      buffers[i].data = moka::cudaAllocManaged(bytes);
+    else if (posix_memalign(&buffers[i].data, 64, bytes) != 0)
+      buffers[i].data = nullptr;
     if (!buffers[i].data)
       fail("out of memory allocating input #" + llvm::Twine(i));
     std::memcpy(buffers[i].data, arrays[i].data.data(), arrays[i].data.size());

@@ -14,6 +14,7 @@
 #include "moka/Pipelines/Pipelines.h"
 #include "moka/Target/CInterface.h"
 #include "moka/Target/ModelFile.h"
+#include "moka/Target/Sanitizer.h"
 #include "moka/Target/Weights.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -102,6 +103,12 @@ cl::opt<bool> serial("serial",
                      cl::desc("Run parallel loops on the calling thread only "
                               "(no OpenMP dependency)"),
                      cl::init(false), cl::cat(category));
+cl::opt<std::string> sanitize(
+    "sanitize",
+    cl::desc("Instrument the generated code: 'address' (AddressSanitizer: "
+             "the program that loads the model must carry the ASan runtime; "
+             "the default of a mokac built with it) or 'none'"),
+    cl::cat(category));
 
 [[noreturn]] void fail(const llvm::Twine &message) {
   llvm::errs() << "mokac: error: " << message << "\n";
@@ -198,13 +205,25 @@ std::string runtimeArchive(const char *argv0) {
   return std::string(path);
 }
 
+/// Whether to instrument the generated code with AddressSanitizer.
+bool instrumentAddresses() {
+  if (sanitize.getNumOccurrences())
+    return sanitize == "address";
+  return moka::hostHasAddressSanitizer();
+}
+
 /// Links `object` with the runtime into the shared library `output`.
 void linkSharedLibrary(const char *argv0, llvm::StringRef object,
                        llvm::StringRef output) {
+  // fail() exits past the caller's FileRemover: remove the object first.
+  auto failLink = [&](const llvm::Twine &message) {
+    llvm::sys::fs::remove(object);
+    fail(message);
+  };
   std::string runtime = runtimeArchive(argv0);
   if (!llvm::sys::fs::exists(runtime))
-    fail("the moka runtime library '" + runtime +
-         "' is missing (set MOKA_RUNTIME_LIBRARY)");
+    failLink("the moka runtime library '" + runtime +
+             "' is missing (set MOKA_RUNTIME_LIBRARY)");
   std::string driver;
   if (const char *env = std::getenv("MOKA_CXX"))
     driver = env;
@@ -215,8 +234,8 @@ void linkSharedLibrary(const char *argv0, llvm::StringRef object,
       driver = *found;
   }
   if (driver.empty())
-    fail("no C++ compiler driver found to link the shared library (set "
-         "MOKA_CXX)");
+    failLink("no C++ compiler driver found to link the shared library (set "
+             "MOKA_CXX)");
   std::string openmpDir =
       llvm::sys::path::parent_path(MOKA_OPENMP_LIBRARY).str();
   llvm::SmallVector<std::string> args = {driver,
@@ -231,15 +250,25 @@ void linkSharedLibrary(const char *argv0, llvm::StringRef object,
     args.push_back(MOKA_OPENMP_LIBRARY);
     args.push_back("-Wl,-rpath," + openmpDir);
   }
+  // Instrumented code calls the ASan runtime, which the loading program
+  // must have first in its library list (an ASan executable, or
+  // LD_PRELOAD); the library records it as a dependency.
+  if (instrumentAddresses()) {
+    llvm::StringRef asan = MOKA_ASAN_RUNTIME;
+    if (asan.empty() || !llvm::sys::fs::exists(asan))
+      failLink(
+          "--sanitize=address: the AddressSanitizer runtime of clang-22 is "
+          "not installed (Debian package libclang-rt-22-dev)");
+    args.push_back(asan.str());
+    args.push_back("-Wl,-rpath," + llvm::sys::path::parent_path(asan).str());
+  }
   llvm::SmallVector<llvm::StringRef> refs(args.begin(), args.end());
   std::string error;
   int rc =
       llvm::sys::ExecuteAndWait(driver, refs, std::nullopt, {}, 0, 0, &error);
-  if (rc != 0) {
-    llvm::sys::fs::remove(object); // fail() exits past the caller's cleanup.
-    fail("linking '" + output + "' with " + driver + " failed" +
-         (error.empty() ? "" : ": " + error));
-  }
+  if (rc != 0)
+    failLink("linking '" + output + "' with " + driver + " failed" +
+             (error.empty() ? "" : ": " + error));
 }
 
 /// --target=nvptx: the GPU pipeline; writes the kernels' PTX (one module)
@@ -253,6 +282,9 @@ int compileForGPU(ModuleOp module, MLIRContext &context) {
   options.features = ptxFeatures();
   options.format = "isa";
   options.optLevel = optLevel;
+  std::string problem = moka::checkGPUPipelineOptions(options);
+  if (!problem.empty())
+    fail(problem);
   moka::buildGPUPipeline(pm, options);
   if (failed(pm.run(module)))
     fail("compilation of '" + inputFilename + "' for " + chip + " failed");
@@ -301,10 +333,17 @@ int main(int argc, char **argv) {
          "not available yet");
   if (chip.getNumOccurrences() && !gpu)
     fail("--chip applies to --target=nvptx only");
+  if (cpu.getNumOccurrences() && gpu)
+    fail("--cpu applies to CPU targets only (--chip chooses the GPU)");
   if (gpu && !llvm::StringRef(chip).starts_with("sm_"))
     fail("--chip=" + chip +
          " is not an NVIDIA architecture (sm_80, sm_90, "
          "...)");
+  if (sanitize.getNumOccurrences() && sanitize != "address" &&
+      sanitize != "none")
+    fail("unknown sanitizer '" + sanitize + "' (address or none)");
+  if (gpu && sanitize == "address")
+    fail("--sanitize=address applies to CPU targets only");
 
   MLIRContext context;
   moka::configureToolContext(context);
@@ -379,6 +418,8 @@ int main(int argc, char **argv) {
   auto optimize = makeOptimizingTransformer(optLevel, 0, tm.get());
   if (llvm::Error err = optimize(llvmModule.get()))
     fail("LLVM optimization failed: " + llvm::toString(std::move(err)));
+  if (instrumentAddresses())
+    moka::instrumentWithAddressSanitizer(*llvmModule, tm.get());
 
   if (emit == Emit::LLVM) {
     std::string text;

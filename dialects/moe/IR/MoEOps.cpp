@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace moka::moe;
@@ -203,6 +204,11 @@ LogicalResult DispatchOp::verify() {
   int64_t e = getNumExperts();
   if (e < 1)
     return emitOpError("num_experts must be >= 1, got ") << e;
+  // Expert indices and the E + 1 offsets are i32.
+  if (e >= std::numeric_limits<int32_t>::max())
+    return emitOpError("num_experts must be < 2^31 - 1 (expert indices and "
+                       "offsets are i32), got ")
+           << e;
   if (failed(verifyCapacity(*this, getCapacityFactor())))
     return failure();
   RankedTensorType rows = getRows().getType();

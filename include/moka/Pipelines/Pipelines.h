@@ -71,6 +71,12 @@ struct GPUPipelineOptions
       llvm::cl::init(false)};
 };
 
+/// The problem with `options`, or an empty string: the chip must be one
+/// LLVM's NVPTX backend knows, the format isa, bin or fatbin, the block
+/// size 1..1024 threads, and a toolkit named by the option or $CUDA_HOME
+/// must exist and hold libdevice.
+std::string checkGPUPipelineOptions(const GPUPipelineOptions &options);
+
 /// `kv` caches expanded into their storage tensors (with the kv ops lowered):
 /// the signatures tools show and the C interface carries. The first passes
 /// of every pipeline; tools run them alone first to read signatures.

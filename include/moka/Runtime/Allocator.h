@@ -15,6 +15,10 @@
 extern "C" {
 /// Allocates `size` bytes aligned to 64 bytes; null on failure.
 void *mokaAlloc(size_t size);
+/// mokaAlloc for generated code: out of memory is a failed run-time check
+/// (an error returned to the caller of a compiled library), never a null
+/// pointer the code would write through.
+void *mokaAllocOrFail(size_t size);
 /// Returns a block from mokaAlloc to the cache (null is ignored).
 void mokaFree(void *ptr);
 /// Releases every cached block to the system.

@@ -18,6 +18,14 @@ func.func @d_num(%i: tensor<4x2xi32>) {
 
 // -----
 
+func.func @d_num_i32(%i: tensor<4x2xi32>) {
+  // expected-error @+1 {{'moe.dispatch' op num_experts must be < 2^31 - 1 (expert indices and offsets are i32), got 9223372036854775807}}
+  %r, %o, %s = moe.dispatch %i {num_experts = 9223372036854775807 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<?xi32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
 func.func @d_cap(%i: tensor<4x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op capacity_factor must be finite and > 0, got -1.000000e+00}}
   %r, %o, %s = moe.dispatch %i {num_experts = 4 : i64, capacity_factor = -1.0 : f64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<5xi32>, tensor<4x2xi32>
