@@ -42,6 +42,9 @@ run() {
     -rss_limit_mb=4096 -max_len=16384 -print_final_stats=1
     -artifact_prefix="$dir/artifacts/")
   [[ -n "$dict" ]] && args+=(-dict="$dict")
+  # The IR harness leaves the parser by longjmp at its first error (as the
+  # tools stop there), which leaks the parser's state by design.
+  [[ "$name" == ir ]] && args+=(-detect_leaks=0)
   if "$MOKA_BUILD_DIR/bin/moka-fuzz-$name" "${args[@]}" "$dir/corpus" \
       "$WORK/seeds/$name" >"$dir/log" 2>&1; then
     echo "moka-fuzz-$name: no crash"

@@ -19,12 +19,17 @@ config.test_exec_root = os.path.join(config.moka_obj_root, "test")
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 # In the sanitizer build, generated code is instrumented with ASan and the
 # model libraries Python loads need its runtime first in the process.
+# %native runs a program built by the tests (a C program linking a model
+# library) the same way.
 python_command = config.python_executable
+native_prefix = ""
 if config.moka_sanitize:
     config.available_features.add("asan")
-    python_command = "env LD_PRELOAD={} ASAN_OPTIONS=detect_leaks=0 {}".format(
-        config.asan_runtime, config.python_executable)
+    native_prefix = "env LD_PRELOAD={} ASAN_OPTIONS=detect_leaks=0 ".format(
+        config.asan_runtime)
+    python_command = native_prefix + config.python_executable
 config.substitutions.append(("%python", python_command))
+config.substitutions.append(("%native ", native_prefix))
 config.substitutions.append(
     ("%moka_src", config.moka_src_root))
 

@@ -181,7 +181,10 @@ extern "C" {
 const char *moka_last_error(void) { return lastError.c_str(); }
 
 size_t moka_dtype_size(moka_dtype dtype) {
-  switch (dtype) {
+  // A C caller may pass any int: compare the integer, not the enum.
+  int raw;
+  std::memcpy(&raw, &dtype, sizeof(raw));
+  switch (raw) {
   case MOKA_DTYPE_F64:
   case MOKA_DTYPE_I64:
     return 8;
@@ -281,10 +284,19 @@ int32_t mokaInvoke(const char *signatureText, void **tensors,
     std::string arg = fn + "argument #" + std::to_string(i) + " ";
     if (!t)
       return fail(MOKA_ERROR_INVALID_ARGUMENT, arg + "is a null pointer");
-    if (t->dtype != expected.dtype)
-      return fail(MOKA_ERROR_INVALID_ARGUMENT,
-                  arg + "has dtype " + dtypeName(t->dtype) + ", expected " +
-                      typeString(expected));
+    // The caller's dtype as the integer C stores: a value outside the enum
+    // is an error to report, not a value C++ may assume away.
+    int rawDtype;
+    static_assert(sizeof(rawDtype) == sizeof(t->dtype), "enum is an int");
+    std::memcpy(&rawDtype, &t->dtype, sizeof(rawDtype));
+    if (rawDtype != static_cast<int>(expected.dtype))
+      return fail(
+          MOKA_ERROR_INVALID_ARGUMENT,
+          arg + "has dtype " +
+              (rawDtype >= MOKA_DTYPE_INVALID && rawDtype <= MOKA_DTYPE_I64
+                   ? std::string(dtypeName(static_cast<moka_dtype>(rawDtype)))
+                   : "invalid (code " + std::to_string(rawDtype) + ")") +
+              ", expected " + typeString(expected));
     if (t->rank < 0 || t->rank > MOKA_MAX_RANK ||
         static_cast<size_t>(t->rank) != expected.shape.size())
       return fail(MOKA_ERROR_INVALID_ARGUMENT,

@@ -158,13 +158,20 @@ class Library:
         self.path = path
         self._tempdir = tempdir  # removed with the library
         self._dll = ctypes.CDLL(path)
-        self._dll.moka_last_error.restype = ctypes.c_char_p
-        self._dll.moka_tensor_release.argtypes = [ctypes.POINTER(_Tensor)]
-        self._dll.moka_tensor_release.restype = None
+        # Check that this is a model library before looking up the runtime:
+        # another library lacks its symbols (an AttributeError from ctypes).
         manifests = [s for s in _exported_manifests(path)]
         if len(manifests) != 1:
             raise MokaError(f"'{path}' is not a moka model library")
-        manifest_fn = getattr(self._dll, manifests[0])
+        try:
+            self._dll.moka_last_error.restype = ctypes.c_char_p
+            self._dll.moka_tensor_release.argtypes = [
+                ctypes.POINTER(_Tensor)]
+            self._dll.moka_tensor_release.restype = None
+            manifest_fn = getattr(self._dll, manifests[0])
+        except AttributeError as e:
+            raise MokaError(f"'{path}' is not a moka model library ({e})") \
+                from None
         manifest_fn.restype = ctypes.c_char_p
         self.functions = {}
         for line in manifest_fn().decode().splitlines():

@@ -57,14 +57,29 @@ def run(module, function, *inputs, benchmark=0, serial=False, device="cpu",
         timeout=600):
     """Compiles `module` (a path or IR text) for the host CPU (or, with
     ``device="cuda"``, for the NVIDIA GPU) and calls `function` on the numpy
-    arrays `inputs`.
+    arrays `inputs`. A path-like, or a one-line string that ends in ``.mlir``
+    or names an existing file, is a path (MokaError if it is not a file);
+    any other string is IR text.
 
     Returns the list of results; with ``benchmark=N`` returns
     ``(results, median_ms)`` for N further timed runs.
     """
     tool = find_tool("moka-run")
+    if not isinstance(module, (str, os.PathLike)):
+        raise MokaError("moka.run takes a path or MLIR text, not "
+                        f"{type(module).__name__}")
+    # A path-like, or a one-line string that ends in .mlir or names an
+    # existing file, is a path (which must be a file); any other string is
+    # IR text.
+    is_path = isinstance(module, os.PathLike) or (
+        "\n" not in module and (module.endswith(".mlir") or
+                                os.path.exists(module)))
+    if is_path:
+        module = os.fspath(module)
+        if not os.path.isfile(module):
+            raise MokaError(f"no such file: '{module}'")
     with tempfile.TemporaryDirectory(prefix="moka-") as tmp:
-        if isinstance(module, str) and not os.path.exists(module):
+        if not is_path:
             path = os.path.join(tmp, "module.mlir")
             with open(path, "w") as f:
                 f.write(module)

@@ -25,6 +25,7 @@ Anything else raises :class:`UnsupportedModuleError`, unless a converter is
 registered for it with :func:`register_converter`.
 """
 
+import inspect
 import math
 import re
 
@@ -323,6 +324,9 @@ class Emitter:
                 raise self.error(
                     "no converter for this module class (register one with "
                     "moka.torch.register_converter)", UnsupportedModuleError)
+            arity = _arity_error(converter, len(inputs))
+            if arity is not None:
+                raise self.error(arity)
             result = converter(self, module, *inputs)
             values = result if isinstance(result, tuple) else (result,)
             for v in values:
@@ -549,6 +553,32 @@ def register_converter(class_or_name, fn=None):
     return fn
 
 
+def _arity_error(converter, n):
+    """Why `converter` (``fn(emitter, module, *inputs)``) cannot take `n`
+    inputs, or None when it can (or its signature cannot be read)."""
+    try:
+        signature = inspect.signature(converter)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(None, None, *([None] * n))
+        return None
+    except TypeError:
+        pass
+    params = list(signature.parameters.values())[2:]
+    positional = [p for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(p.default is p.empty for p in positional)
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        expected = f"at least {required}"
+    elif required == len(positional):
+        expected = str(required)
+    else:
+        expected = f"{required} to {len(positional)}"
+    plural = "" if expected == "1" else "s"
+    return f"takes {expected} input{plural}, got {n}"
+
+
 def _find_converter(module):
     cls = type(module)
     forward = getattr(cls, "forward", None)
@@ -560,6 +590,8 @@ def _find_converter(module):
         fn = _BY_CLASS.get(base) or _BY_NAME.get(base.__name__)
         if fn is not None:
             return fn
+    if not isinstance(module, nn.Module):
+        return None  # the structural predicates read a module's children
     for predicate, fn in _STRUCTURAL:
         if predicate(module):
             return fn
@@ -646,6 +678,9 @@ def _convert_module_list(e, m, *inputs):
 
 
 def _convert_linear(e, m, x):
+    if x.rank == 0:
+        raise e.error(f"expects an input of rank >= 1 with in_features = "
+                      f"{m.in_features} channels, got the scalar {x.type}")
     if x.shape[-1] != m.in_features:
         raise e.error(f"input {x.type} does not have in_features = "
                       f"{m.in_features} channels")
@@ -1072,6 +1107,9 @@ def import_module(module, example_inputs, *, function="forward",
     (see :func:`register_converter`) and :class:`ConversionError` for a
     module that cannot be imported as it is.
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError("moka.torch.import_module expects a torch.nn.Module, "
+                        f"not {type(module).__name__}")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$.]*", function):
         raise ConversionError(f"invalid function name {function!r}")
     if isinstance(example_inputs, (torch.Tensor, np.ndarray)):

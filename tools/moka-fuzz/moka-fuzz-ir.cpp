@@ -13,12 +13,14 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 
+#include <csetjmp>
 #include <cstddef>
 #include <cstdint>
 
@@ -46,9 +48,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ScopedDiagnosticHandler discard(&context,
                                   [](Diagnostic &) { return success(); });
   llvm::StringRef text(reinterpret_cast<const char *>(data), size);
-  OwningOpRef<ModuleOp> module =
-      parseSourceString<ModuleOp>(text, ParserConfig(&context));
-  if (!module)
+
+  // As moka's tools do (moka::readModelFile): the parse stops at its first
+  // error, since some upstream parsers crash when they carry on. Jumping
+  // out of the parser leaks its state: the harness runs without leak
+  // detection.
+  OwningOpRef<ModuleOp> module;
+  {
+    std::jmp_buf parseError;
+    ScopedDiagnosticHandler stop(&context, [&](Diagnostic &diag) {
+      if (diag.getSeverity() == DiagnosticSeverity::Error)
+        std::longjmp(parseError, 1);
+      return success();
+    });
+    if (setjmp(parseError) == 0)
+      module = parseSourceString<ModuleOp>(
+          text, ParserConfig(&context, /*verifyAfterParse=*/false));
+  }
+  if (!module || failed(verify(*module)))
     return 0;
 
   PassManager pm(&context);

@@ -172,9 +172,14 @@ int main(int argc, char **argv) {
 
   std::string errorMessage;
   llvm::SourceMgr sourceMgr;
-  OwningOpRef<ModuleOp> module =
-      moka::readModelFile(context, sourceMgr, inputFilename,
-                          /*cpuKernels=*/device != "cuda", errorMessage);
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = moka::readModelFile(
+      context, sourceMgr, inputFilename,
+      /*cpuKernels=*/device != "cuda", errorMessage, [&](Diagnostic &diag) {
+        diagnostics.emitDiagnostic(diag.getLocation(), diag.str(),
+                                   diag.getSeverity());
+        fail("'" + inputFilename + "' could not be parsed");
+      });
   if (!module)
     fail(errorMessage);
   if (failed(moka::loadWeights(*module, inputFilename, weightsFile)))
@@ -336,7 +341,9 @@ int main(int argc, char **argv) {
       buffers[i].data = nullptr;
     if (!buffers[i].data)
       fail("out of memory allocating input #" + llvm::Twine(i));
-    std::memcpy(buffers[i].data, arrays[i].data.data(), arrays[i].data.size());
+    if (!arrays[i].data.empty()) // An empty vector's data() may be null.
+      std::memcpy(buffers[i].data, arrays[i].data.data(),
+                  arrays[i].data.size());
     inputPointers.insert(buffers[i].data);
     auto &w = descriptors[i].words;
     w.push_back(reinterpret_cast<int64_t>(buffers[i].data));

@@ -10,7 +10,9 @@
 #define MOKA_TARGET_MODELFILE_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <string>
@@ -21,12 +23,18 @@ namespace moka {
 /// not print the whole operation (tools report errors on user IR).
 void configureToolContext(mlir::MLIRContext &context);
 
+/// Called with the first error of a parse; must not return (exit, or jump
+/// out): some upstream parsers crash when they carry on after an error.
+using ParseErrorFn = llvm::function_ref<void(mlir::Diagnostic &)>;
+
 /// Parses `path` into `context` (diagnostics through `sourceMgr`'s handler
-/// if the caller installed one) and expands its caches (`cpuKernels`: with
-/// the CPU kernels for attention). Returns null with `error` set on failure.
+/// if the caller installed one; the first parse error to `onParseError`),
+/// verifies it and expands its caches (`cpuKernels`: with the CPU kernels
+/// for attention). Returns null with `error` set on failure.
 mlir::OwningOpRef<mlir::ModuleOp>
 readModelFile(mlir::MLIRContext &context, llvm::SourceMgr &sourceMgr,
-              llvm::StringRef path, bool cpuKernels, std::string &error);
+              llvm::StringRef path, bool cpuKernels, std::string &error,
+              ParseErrorFn onParseError);
 
 } // namespace moka
 
