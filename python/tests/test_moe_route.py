@@ -36,11 +36,15 @@ def module(e, k, bias=False, **attrs):
 
 
 def mixtral_router(logits, k):
-    """HF MixtralSparseMoeBlock's routing, float64."""
-    weights = torch.softmax(torch.tensor(logits, dtype=torch.float64), dim=1)
-    weights, experts = torch.topk(weights, k, dim=-1)
-    weights = weights / weights.sum(dim=-1, keepdim=True)
-    return weights.numpy(), experts.numpy()
+    """HF MixtralSparseMoeBlock's routing, float64, with ties going to the
+    lower expert index (torch.topk leaves their order unspecified; equal
+    logits are common in f16)."""
+    weights = torch.softmax(torch.tensor(logits, dtype=torch.float64),
+                            dim=1).numpy()
+    experts = np.argsort(-weights, axis=1, kind="stable")[:, :k]
+    weights = np.take_along_axis(weights, experts, axis=1)
+    weights = weights / weights.sum(axis=-1, keepdims=True)
+    return weights, experts
 
 
 def deepseek_v3_gate(logits, bias, k, n_group, topk_group, group_top2=True,
