@@ -40,7 +40,12 @@ bool isAllParallel(linalg::LinalgOp op) {
 }
 
 bool isCandidate(linalg::LinalgOp op) {
-  return op.hasPureTensorSemantics() && op.getNumLoops() > 0;
+  if (!op.hasPureTensorSemantics() || op.getNumLoops() == 0)
+    return false;
+  // A loop of static size 0: nothing to tile (tile sizes cannot be derived
+  // from it) and nothing to compute; the bufferized loop nest runs no
+  // iteration.
+  return !llvm::is_contained(op.getStaticLoopRanges(), 0);
 }
 
 bool isInsideForall(Operation *op) {

@@ -53,11 +53,6 @@ def sprinkle(rng, x, fraction, values):
     return x, pos
 
 
-BUG_STATIC_ZERO = ("BUG: a static zero-size channel/innermost dimension "
-                   "crashes moka-tile-and-vectorize (computeTileSizes); the "
-                   "result should be an empty tensor (or the bias)")
-
-
 # ===========================================================================
 # kan.rational
 
@@ -198,11 +193,7 @@ def test_rational_low_precision_denormals_and_specials(dtype):
 
 @pytest.mark.parametrize("shape,dynamic", [
     ([0, 16], False), ([0, 16], True), ([3, 0, 16], False),
-    ([4, 0], True), ([0], True),
-    pytest.param([4, 0], False, marks=pytest.mark.xfail(
-        strict=True, reason=BUG_STATIC_ZERO)),
-    pytest.param([0], False, marks=pytest.mark.xfail(
-        strict=True, reason=BUG_STATIC_ZERO)),
+    ([4, 0], True), ([0], True), ([4, 0], False), ([0], False),
 ], ids=["T0_static", "T0_dynamic", "3x0x16", "C0_dynamic", "rank1_0_dynamic",
         "C0_static", "rank1_0_static"])
 def test_rational_empty(shape, dynamic):
@@ -321,11 +312,7 @@ def test_rational_grad_denormals():
 
 
 @pytest.mark.parametrize("shape,dynamic", [
-    ([0, 16], False), ([0, 16], True), ([4, 0], True),
-    pytest.param([4, 0], False, marks=pytest.mark.xfail(
-        strict=True, reason="BUG: static zero channels are rejected at "
-        "compile time ('offset 2 is out-of-bounds: 0 >= 0'); the dynamic "
-        "form works: dx [4, 0], da = db = 0")),
+    ([0, 16], False), ([0, 16], True), ([4, 0], True), ([4, 0], False),
 ], ids=["T0_static", "T0_dynamic", "C0_dynamic", "C0_static"])
 def test_rational_grad_empty(shape, dynamic):
     """No elements: dx empty, the coefficient gradients (empty sums) 0."""
@@ -484,15 +471,12 @@ LAYER_EMPTY = [("rational", "T0_static"), ("rational", "T0_dynamic"),
                ("bspline", "T0_static"), ("rbf", "T0_dynamic"),
                ("chebyshev", "T0_static"), ("fourier", "T0_dynamic"),
                ("rational", "Cin0_dynamic"), ("bspline", "Cin0_dynamic"),
-               ("rbf", "Cin0_dynamic")]
-LAYER_EMPTY_BUGS = [("rational", "Cin0_static"), ("bspline", "Cin0_static"),
-                    ("rational", "Cout0"), ("chebyshev", "Cout0")]
+               ("rbf", "Cin0_dynamic"), ("rational", "Cin0_static"),
+               ("bspline", "Cin0_static"), ("rational", "Cout0"),
+               ("chebyshev", "Cout0")]
 
 
-@pytest.mark.parametrize("basis,case", LAYER_EMPTY + [
-    pytest.param(b, c, marks=pytest.mark.xfail(strict=True,
-                                               reason=BUG_STATIC_ZERO))
-    for b, c in LAYER_EMPTY_BUGS], ids=lambda v: v)
+@pytest.mark.parametrize("basis,case", LAYER_EMPTY, ids=lambda v: v)
 def test_layer_empty(basis, case):
     """No rows: an empty [0, Cout] result. No input channels: every sum is
     empty, y = bias. No output channels: an empty [T, 0] result."""
@@ -520,16 +504,6 @@ def test_layer_empty(basis, case):
 
 # ===========================================================================
 # moe.route
-
-
-ROUTE_NAN_BUG = ("BUG: NaN selection keys make moe.route emit expert -1 and "
-                 "duplicates (selectNext: a NaN best key makes every later "
-                 "candidate ineligible), then read scores[t, -1] out of "
-                 "bounds; expected: NaN keys ranked after every number")
-ROUTE_GROUP_NAN_BUG = ("BUG: NaN group keys make the group pick return -1 "
-                       "and insert into the group mask at index -1 (an "
-                       "out-of-bounds write): hang (max) or heap corruption "
-                       "(top2_sum)")
 
 
 def route(logits, k, bias=None, timeout=120, **attrs):
@@ -675,10 +649,7 @@ ROUTE_NAN_CASES = ["sigmoid_nan_not_first", "sigmoid_nan_at_expert0",
                    "softmax_pos_inf_logit", "softmax_all_neg_inf"]
 
 
-@pytest.mark.parametrize("case", [
-    c if c == "sigmoid_nan_not_first" else pytest.param(
-        c, marks=pytest.mark.xfail(strict=True, reason=ROUTE_NAN_BUG))
-    for c in ROUTE_NAN_CASES])
+@pytest.mark.parametrize("case", ROUTE_NAN_CASES)
 def test_route_nan_keys(case):
     """NaN selection keys (a NaN logit; softmax rows with +inf or only
     -inf logits, which IEEE makes NaN). Decision (documented): NaN ranks
@@ -701,7 +672,6 @@ def test_route_nan_keys(case):
     assert np.array_equal(w, w3, equal_nan=True)
 
 
-@pytest.mark.xfail(strict=True, reason=ROUTE_GROUP_NAN_BUG)
 @pytest.mark.parametrize("group_score", ["max", "top2_sum"])
 def test_route_grouped_nan_keys(group_score):
     """Group-limited routing with NaN keys: whatever rank a NaN group key
@@ -1016,10 +986,6 @@ def layer_text(d, e, f, attrs, bias=False):
                                        extra=extra, attrs=attrs)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: consequence of the moe.route "
-                   "NaN bug: a NaN in one token's features makes its router "
-                   "keys NaN, moe.route emits expert -1 and the whole batch "
-                   "fails in moe.dispatch ('expert index out of range')")
 @pytest.mark.parametrize("special", [np.nan, np.inf])
 def test_block_special_token_isolated(special):
     """A NaN (or inf) feature of one token: that token's output row is NaN,
@@ -1177,16 +1143,7 @@ def nonfinite_groups(fmt):
 
 
 @pytest.mark.parametrize("fmt", [
-    "i8",
-    pytest.param("i4", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: the code of an element whose (x - min) / scale is NaN "
-        "(non-finite group statistics) is not clamped/masked before packing "
-        "and corrupts the finite neighbour channel that shares its byte "
-        "(observed: neighbour code = expected - 1, i.e. a -1 code added "
-        "into the byte)"))),
-    pytest.param("i2", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: same packing corruption as i4 (neighbour channels' 2-bit "
-        "codes in the same byte change)")))])
+"i8", "i4", "i2"])
 def test_kv_quantize_nonfinite_group(fmt):
     """Quantizing a group that holds NaN or +/-inf (docs/kv.md gives them
     no meaning). Decision, from the spec's f32 formulas with IEEE min/max
@@ -1221,17 +1178,6 @@ def test_kv_quantize_nonfinite_group(fmt):
 # kv.decode_attention
 
 
-DECODE_NAN_BUG = ("BUG: decode attention divides by the softmax sum only "
-                  "when l > 0 (normalize(): select(l > 0, acc / l, 0)), so "
-                  "a NaN sum -- from a NaN query, key or +inf score -- "
-                  "silently becomes a zero output instead of NaN")
-DECODE_CHUNK_BUG = ("BUG: a 512-token chunk (or the whole cache) whose "
-                    "scores are all -inf has m_c = -inf, exp(-inf - -inf) "
-                    "= NaN, and the NaN sum then zeroes the whole output "
-                    "(see the l > 0 select) instead of the attention over "
-                    "the other tokens")
-
-
 def attend(t, q, storage, scale=None):
     (o,) = run(test_kv.attend_ir(t, q.shape[1], scale), "attend", q,
                *storage)
@@ -1254,17 +1200,8 @@ def decode_expected(q, storage, t, scale=None):
 
 @pytest.mark.parametrize("fmt", ["f32", "f16", "i4"])
 @pytest.mark.parametrize("special", [
-    pytest.param("nan_query", marks=pytest.mark.xfail(strict=True,
-                                                      reason=DECODE_NAN_BUG)),
-    pytest.param("inf_query", marks=pytest.mark.xfail(strict=True,
-                                                      reason=DECODE_NAN_BUG)),
-    pytest.param("nan_key_window",
-                 marks=pytest.mark.xfail(strict=True, reason=DECODE_NAN_BUG)),
-    pytest.param("nan_key_compressed",
-                 marks=pytest.mark.xfail(strict=True, reason=DECODE_NAN_BUG)),
-    pytest.param("pos_inf_score",
-                 marks=pytest.mark.xfail(strict=True, reason=DECODE_NAN_BUG)),
-    "nan_value_window", "nan_value_compressed", "neg_inf_score_one_token"])
+    "nan_query", "inf_query", "nan_key_window", "nan_key_compressed",
+    "pos_inf_score", "nan_value_window", "nan_value_compressed", "neg_inf_score_one_token"])
 def test_decode_specials(fmt, special):
     """Where a special value reaches the output of decode attention
     (float64 max-subtracted softmax, IEEE): a NaN in query head h makes
@@ -1306,12 +1243,7 @@ def test_decode_specials(fmt, special):
 
 @pytest.mark.parametrize("fmt", ["f32", "i8"])
 @pytest.mark.parametrize("where,n", [
-    pytest.param("first_chunk", 1100, marks=pytest.mark.xfail(
-        strict=True, reason=DECODE_CHUNK_BUG)),
-    pytest.param("last_chunk", 1100, marks=pytest.mark.xfail(
-        strict=True, reason=DECODE_CHUNK_BUG)),
-    pytest.param("all_but_first", 1100, marks=pytest.mark.xfail(
-        strict=True, reason=DECODE_CHUNK_BUG)),
+    ("first_chunk", 1100), ("last_chunk", 1100), ("all_but_first", 1100),
     ("all_but_first", 300), ("all_tokens", 1100), ("all_tokens", 300)])
 def test_decode_neg_inf_scores(fmt, where, n):
     """-inf scores (a -inf key channel against a positive query entry)
@@ -1481,7 +1413,6 @@ def test_decode_latent_empty(up):
     assert (o == 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason=DECODE_NAN_BUG)
 @pytest.mark.parametrize("up", [True, False])
 def test_decode_latent_nan_token(up):
     """A NaN in the latent of one token makes every head's output NaN
@@ -1539,12 +1470,6 @@ def test_decode_huge_values(magnitude):
 # kv.prefill_attention
 
 
-PREFILL_MASK_BUG = ("BUG: a NaN in a value row j reaches the causally "
-                    "masked rows i < j (probability 0 times NaN in the "
-                    "weighted sum); the masked keys take no part in "
-                    "softmax(s) V for row i")
-
-
 def prefill(q, k, v, causal=True, static=False):
     b, hq, t, d = q.shape
     text = test_kv_prefill.ir(b, hq, k.shape[1], d, "f32", causal)
@@ -1555,10 +1480,7 @@ def prefill(q, k, v, causal=True, static=False):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("static", [
-    False, pytest.param(True, marks=pytest.mark.xfail(
-        strict=True, reason=BUG_STATIC_ZERO + " (static T = 0 in "
-        "kv.prefill_attention)"))])
+@pytest.mark.parametrize("static", [False, True])
 def test_prefill_empty(causal, static):
     """T = 0: an empty [B, H_q, 0, D] output."""
     z = np.zeros
@@ -1567,21 +1489,9 @@ def test_prefill_empty(causal, static):
     assert o.shape == (1, 4, 0, 16)
 
 
-PREFILL_NAN_BUG = DECODE_NAN_BUG.replace("decode", "prefill")
-
-
 @pytest.mark.parametrize("special,causal", [
-    pytest.param("nan_query", True, marks=pytest.mark.xfail(
-        strict=True, reason=PREFILL_NAN_BUG)),
-    pytest.param("nan_query", False, marks=pytest.mark.xfail(
-        strict=True, reason=PREFILL_NAN_BUG)),
-    pytest.param("nan_key", True, marks=pytest.mark.xfail(
-        strict=True, reason=PREFILL_NAN_BUG)),
-    pytest.param("nan_key", False, marks=pytest.mark.xfail(
-        strict=True, reason=PREFILL_NAN_BUG)),
-    pytest.param("nan_value", True, marks=pytest.mark.xfail(
-        strict=True, reason=PREFILL_MASK_BUG)),
-    ("nan_value", False), ("neg_inf_key", True), ("neg_inf_key", False)])
+    ("nan_query", True), ("nan_query", False), ("nan_key", True),
+    ("nan_key", False), ("nan_value", True), ("nan_value", False), ("neg_inf_key", True), ("neg_inf_key", False)])
 def test_prefill_specials(special, causal):
     """Exact reach of a special value (float64, softmax over the allowed
     keys only): NaN in q[h, i] -> row i of head h NaN; NaN in k[hk, j] ->

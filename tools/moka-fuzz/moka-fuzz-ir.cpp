@@ -23,6 +23,7 @@
 #include <csetjmp>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 using namespace mlir;
 
@@ -47,7 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   context.printOpOnDiagnostic(false);
   ScopedDiagnosticHandler discard(&context,
                                   [](Diagnostic &) { return success(); });
-  llvm::StringRef text(reinterpret_cast<const char *>(data), size);
+  // MLIR's lexer reads up to a terminating NUL, which files read from disk
+  // (MemoryBuffer) always have and libFuzzer's exact-size buffers do not.
+  std::string owned(reinterpret_cast<const char *>(data), size);
+  llvm::StringRef text(owned);
 
   // As moka's tools do (moka::readModelFile): the parse stops at its first
   // error, since some upstream parsers crash when they carry on. Jumping

@@ -137,6 +137,10 @@ struct KANFuseIntoContractionsPass
     }
     SmallVector<TilingInterface> roots;
     func.walk([&](TilingInterface op) {
+      // A loop of static size 0 has no tiles (and nothing to fuse).
+      auto linalgOp = dyn_cast<linalg::LinalgOp>(op.getOperation());
+      if (linalgOp && llvm::is_contained(linalgOp.getStaticLoopRanges(), 0))
+        return;
       if (isRoot(op))
         roots.push_back(op);
     });

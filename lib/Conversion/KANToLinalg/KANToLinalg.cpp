@@ -292,6 +292,23 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
                            "of the output gradient differ");
     }
 
+    // No elements (a static size 0): dx is empty, the coefficient
+    // gradients are sums over nothing.
+    if (xType.hasStaticShape() && xType.getNumElements() == 0) {
+      auto zeros = [&](Type type) -> Value {
+        auto t = cast<RankedTensorType>(type);
+        Value empty = tensor::EmptyOp::create(rewriter, loc, t.getShape(),
+                                              t.getElementType());
+        Value zero = arith::ConstantOp::create(
+            rewriter, loc, rewriter.getZeroAttr(t.getElementType()));
+        return linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+      };
+      rewriter.replaceOp(op, {zeros(op.getResult(0).getType()),
+                              zeros(op.getResult(1).getType()),
+                              zeros(op.getResult(2).getType())});
+      return success();
+    }
+
     Value num = mapToF32(rewriter, loc, adaptor.getNumerator(), nullptr);
     Value absDen = mapToF32(rewriter, loc, adaptor.getDenominator(),
                             [](OpBuilder &b, Location l, Value v) -> Value {

@@ -232,8 +232,11 @@ Value codesOf(OpBuilder &b, Location loc, Value x, Value mn, Value scale,
                Value shifted = arith::SubFOp::create(nb, nloc, a[0], a[1]);
                Value ratio = arith::DivFOp::create(nb, nloc, shifted, a[2]);
                Value rounded = math::RoundEvenOp::create(nb, nloc, ratio);
-               Value clamped = arith::MinimumFOp::create(
-                   nb, nloc, arith::MaximumFOp::create(nb, nloc, rounded, zero),
+               // maxnum/minnum: a NaN ratio (a NaN or an infinity in the
+               // group) becomes code 0, never an out-of-range bit pattern
+               // that would spill into the neighbours' bits when packed.
+               Value clamped = arith::MinNumFOp::create(
+                   nb, nloc, arith::MaxNumFOp::create(nb, nloc, rounded, zero),
                    top);
                Value flat = arith::CmpFOp::create(
                    nb, nloc, arith::CmpFPredicate::OEQ, a[2], zero);
@@ -337,9 +340,10 @@ Value groupQuery(OpBuilder &b, Location loc, Value q, int64_t kvHeads) {
 /// `acc += lhs * rhs` over five loops, the last a reduction, with `lhs` and
 /// `rhs` read through `lhsMap`, `rhsMap` (results `[0, 1, 2, 3]` of the
 /// loops for `acc`) and converted to f32 where they are not.
-Value multiplyAccumulate(OpBuilder &b, Location loc, Value lhs, Value rhs,
-                         Value acc, ArrayRef<AffineExpr> lhsMap,
-                         ArrayRef<AffineExpr> rhsMap) {
+Value multiplyAccumulate(
+    OpBuilder &b, Location loc, Value lhs, Value rhs, Value acc,
+    ArrayRef<AffineExpr> lhsMap, ArrayRef<AffineExpr> rhsMap,
+    function_ref<Value(OpBuilder &, Location)> skip = nullptr) {
   MLIRContext *ctx = b.getContext();
   auto map = [&](ArrayRef<AffineExpr> r) {
     return AffineMap::get(5, 0, r, ctx);
@@ -351,15 +355,19 @@ Value multiplyAccumulate(OpBuilder &b, Location loc, Value lhs, Value rhs,
              ValueRange{acc},
              ArrayRef<AffineMap>{map(lhsMap), map(rhsMap), out},
              ArrayRef<IteratorType>{kPar, kPar, kPar, kPar, kRed},
-             [](OpBuilder &nb, Location nloc, ValueRange a) {
+             [&](OpBuilder &nb, Location nloc, ValueRange a) {
                SmallVector<Value> x(a.take_front(2));
                for (Value &v : x)
                  if (!v.getType().isF32())
                    v = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), v);
                Value prod = arith::MulFOp::create(nb, nloc, x[0], x[1]);
-               linalg::YieldOp::create(
-                   nb, nloc,
-                   arith::AddFOp::create(nb, nloc, a[2], prod).getResult());
+               Value sum = arith::AddFOp::create(nb, nloc, a[2], prod);
+               // A skipped term is left out, not multiplied by 0: 0 * NaN
+               // would still reach the sum.
+               if (skip)
+                 sum = arith::SelectOp::create(nb, nloc, skip(nb, nloc), a[2],
+                                               sum);
+               linalg::YieldOp::create(nb, nloc, sum);
              })
       .getResult(0);
 }
@@ -448,8 +456,18 @@ Value reduceDim(OpBuilder &b, Location loc, Value x, int64_t dim, bool max) {
       .getResult(0);
 }
 
+/// The maximum to subtract in a softmax: `m`, or 0 where `m` is -inf (no
+/// finite score), so that the weights come out 0 rather than
+/// e^(-inf - -inf) = NaN.
+Value finiteMaximum(OpBuilder &b, Location loc, Value m) {
+  float inf = std::numeric_limits<float>::infinity();
+  Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m,
+                                     f32Const(b, loc, -inf));
+  return arith::SelectOp::create(b, loc, none, f32Const(b, loc, 0.0), m);
+}
+
 /// `e^(x - m)` for 4-D `x`, with `m` (`x` without dimension `dim`)
-/// broadcast along `dim`.
+/// broadcast along `dim`; 0 where `m` is -inf.
 Value expDifference(OpBuilder &b, Location loc, Value x, Value m, int64_t dim) {
   Value init =
       tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, x), b.getF32Type());
@@ -459,7 +477,8 @@ Value expDifference(OpBuilder &b, Location loc, Value x, Value m, int64_t dim) {
              ValueRange{init}, ArrayRef<AffineMap>{id, id.dropResult(dim), id},
              SmallVector<IteratorType>(4, kPar),
              [](OpBuilder &nb, Location nloc, ValueRange a) {
-               Value d = arith::SubFOp::create(nb, nloc, a[0], a[1]);
+               Value d = arith::SubFOp::create(nb, nloc, a[0],
+                                               finiteMaximum(nb, nloc, a[1]));
                linalg::YieldOp::create(
                    nb, nloc, math::ExpOp::create(nb, nloc, d).getResult());
              })
@@ -475,13 +494,22 @@ Value softmaxWeights(OpBuilder &b, Location loc, Value s, Value &sum) {
 }
 
 /// `acc[b, h, i, d] += sum_t p[b, h, i, t] * v[b, h, t, d]` over float
-/// values.
+/// values; with `causalTokens` T, only over t <= i mod T.
 Value floatWeightedSum(OpBuilder &b, Location loc, Value p, Value values,
-                       Value acc) {
+                       Value acc, Value causalTokens = nullptr) {
   AffineExpr bb, h, i, d, t;
   bindDims(b.getContext(), bb, h, i, d, t);
-  return multiplyAccumulate(b, loc, p, values, acc, {bb, h, i, t},
-                            {bb, h, t, d});
+  auto future = [&](OpBuilder &nb, Location nloc) -> Value {
+    Value row = linalg::IndexOp::create(nb, nloc, 2);
+    Value token = linalg::IndexOp::create(nb, nloc, 4);
+    Value query = arith::RemUIOp::create(nb, nloc, row, causalTokens);
+    return arith::CmpIOp::create(nb, nloc, arith::CmpIPredicate::ugt, token,
+                                 query);
+  };
+  return multiplyAccumulate(
+      b, loc, p, values, acc, {bb, h, i, t}, {bb, h, t, d},
+      causalTokens ? function_ref<Value(OpBuilder &, Location)>(future)
+                   : nullptr);
 }
 
 /// The same over quantized values: codes `[B, H, n, P]`, statistics
@@ -517,7 +545,8 @@ Value quantizedWeightedSum(OpBuilder &b, Location loc, Value p, Value codes,
       .getResult(0);
 }
 
-/// `acc / l`, and 0 where no token contributed (l == 0).
+/// `acc / l`, and 0 where no token contributed (l == 0); a NaN sum stays
+/// NaN.
 Value normalize(OpBuilder &b, Location loc, Value acc, Value l) {
   MLIRContext *ctx = b.getContext();
   AffineMap id = b.getMultiDimIdentityMap(4);
@@ -532,7 +561,7 @@ Value normalize(OpBuilder &b, Location loc, Value acc, Value l) {
              [&](OpBuilder &nb, Location nloc, ValueRange a) {
                Value q = arith::DivFOp::create(nb, nloc, a[1], a[0]);
                Value any = arith::CmpFOp::create(
-                   nb, nloc, arith::CmpFPredicate::OGT, a[0], zero);
+                   nb, nloc, arith::CmpFPredicate::UNE, a[0], zero);
                linalg::YieldOp::create(
                    nb, nloc,
                    arith::SelectOp::create(nb, nloc, any, q, zero).getResult());
@@ -778,7 +807,8 @@ struct DecodeKernel {
       Value m = vector::ReductionOp::create(
           b, loc, vector::CombiningKind::MAXIMUMF, maxLoop.getResult(0));
       maxima.push_back(m);
-      Value mv = vector::BroadcastOp::create(b, loc, vS, m);
+      Value mv =
+          vector::BroadcastOp::create(b, loc, vS, finiteMaximum(b, loc, m));
       auto expLoop = scf::ForOp::create(
           b, loc, zero, len, lanes,
           ValueRange{scores,
@@ -1306,11 +1336,14 @@ struct PrefillAttentionLowering
     }
     // Query heads grouped by key/value head, rows (query head, token).
     int64_t t = kt.getDimSize(2);
+    OpFoldResult tokenCount = kt.isDynamicDim(2)
+                                  ? OpFoldResult(tokens)
+                                  : OpFoldResult(b.getIndexAttr(t));
     Value q5 = tensor::ExpandShapeOp::create(
         b, loc, RankedTensorType::get({bsz, hkv, g, t, d}, b.getF32Type()), q,
         SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}, {4}},
         SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(hkv),
-                                  b.getIndexAttr(g), tokens,
+                                  b.getIndexAttr(g), tokenCount,
                                   b.getIndexAttr(d)});
     Value q4 = tensor::CollapseShapeOp::create(
         b, loc, q5, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
@@ -1333,12 +1366,15 @@ struct PrefillAttentionLowering
     Value l;
     Value p = softmaxWeights(b, loc, s, l);
     Value acc = filled(b, loc, mixedSizes(b, loc, q4), f32Const(b, loc, 0.0));
-    Value o4 = normalize(b, loc, floatWeightedSum(b, loc, p, v, acc), l);
+    Value o4 = normalize(
+        b, loc,
+        floatWeightedSum(b, loc, p, v, acc, op.getCausal() ? tokens : Value()),
+        l);
     Value o5 = tensor::ExpandShapeOp::create(
         b, loc, RankedTensorType::get({bsz, hkv, g, t, d}, b.getF32Type()), o4,
         SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}},
         SmallVector<OpFoldResult>{b.getIndexAttr(bsz), b.getIndexAttr(hkv),
-                                  b.getIndexAttr(g), tokens,
+                                  b.getIndexAttr(g), tokenCount,
                                   b.getIndexAttr(d)});
     rewriter.replaceOp(
         op, tensor::CollapseShapeOp::create(

@@ -106,14 +106,30 @@ selectNext(OpBuilder &b, Location loc, int64_t count, Value prevKey,
       indexConst(b, loc, 1), ValueRange{negInf, minusOne},
       [&](OpBuilder &nb, Location nl, Value i, ValueRange args) {
         Value key = keyAt(nb, nl, i);
-        Value first = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
-                                            prevIdx, indexConst(nb, nl, 0));
-        Value below = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OLT,
-                                            key, prevKey);
-        Value tieAfter = arith::AndIOp::create(
+        // A total order on keys: descending, NaN after every number (so
+        // that a NaN score is chosen last, never skipped), ties to the
+        // lower index.
+        auto isNaN = [&](Value x) {
+          return arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::UNO, x, x);
+        };
+        auto ranksBefore = [&](Value x, Value y) {
+          Value notNaN =
+              arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::ORD, x, x);
+          Value greater =
+              arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT, x, y);
+          return arith::AndIOp::create(
+              nb, nl, notNaN, arith::OrIOp::create(nb, nl, isNaN(y), greater));
+        };
+        Value sameKey = arith::OrIOp::create(
             nb, nl,
             arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, key,
                                   prevKey),
+            arith::AndIOp::create(nb, nl, isNaN(key), isNaN(prevKey)));
+        Value first = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
+                                            prevIdx, indexConst(nb, nl, 0));
+        Value below = ranksBefore(prevKey, key);
+        Value tieAfter = arith::AndIOp::create(
+            nb, nl, sameKey,
             arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::sgt, i,
                                   prevIdx));
         Value eligible = arith::OrIOp::create(
@@ -121,11 +137,10 @@ selectNext(OpBuilder &b, Location loc, int64_t count, Value prevKey,
         if (allowed)
           eligible =
               arith::AndIOp::create(nb, nl, eligible, allowed(nb, nl, i));
-        // Strictly better, or the first eligible one (keys may be -inf).
+        // Strictly better, or the first eligible one.
         Value none = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
                                            args[1], indexConst(nb, nl, 0));
-        Value better = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
-                                             key, args[0]);
+        Value better = ranksBefore(key, args[0]);
         Value take = arith::AndIOp::create(
             nb, nl, eligible, arith::OrIOp::create(nb, nl, none, better));
         scf::YieldOp::create(
