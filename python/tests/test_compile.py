@@ -147,9 +147,12 @@ module attributes {moka.weights = "lin.safetensors"} {
 def test_compile_errors(tmp_path):
     with pytest.raises(moka.MokaError, match="no such file"):
         moka.compile(str(tmp_path / "missing.mlir"))
-    with pytest.raises(moka.MokaError, match="could not be parsed"):
+    with pytest.raises(moka.MokaError, match="failed to verify"):
         moka.compile("func.func @f(%x: tensor<2xf32>) -> tensor<3xf32> {\n"
                      "  return %x : tensor<2xf32>\n}\n")
+    with pytest.raises(moka.MokaError, match="could not be parsed"):
+        moka.compile("func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {\n"
+                     "  return %x : tensor<2xf32\n}\n")
     with pytest.raises(moka.MokaError, match="unsupported target 'nvptx'"):
         moka.compile(MATMUL, target="nvptx")
     with pytest.raises(moka.MokaError, match="takes a path, MLIR text"):
