@@ -160,7 +160,10 @@ class Library:
         self._dll = ctypes.CDLL(path)
         # Check that this is a model library before looking up the runtime:
         # another library lacks its symbols (an AttributeError from ctypes).
-        manifests = [s for s in _exported_manifests(path)]
+        # Candidate names come from the file's strings (which also hold
+        # internal names, e.g. in sanitizer builds): keep the exported ones.
+        manifests = [s for s in _exported_manifests(path)
+                     if hasattr(self._dll, s)]
         if len(manifests) != 1:
             raise MokaError(f"'{path}' is not a moka model library")
         try:
