@@ -266,12 +266,6 @@ def test_rational_grad_large_magnitudes():
         er.assert_close(g, w, rtol=1e-5, atol=0, what=name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: da[g, i] = sum dy x^i / Q is formed as (dy / Q) x^i; where Q "
-    "overflows f32 (|x| >~ 1e9.5 for n = 4) dy / Q = 0 and the term, which "
-    "is finite (x^4 / Q -> 1/|b_4|, x^5 / Q -> x/|b_4|), is silently "
-    "dropped: a wrong finite da instead of the right value (or a "
-    "non-finite one)"))
 def test_rational_grad_overflowing_magnitudes():
     """x from 1e8 to 3e38 (x^5 or Q beyond f32): every output that depends
     on such an element is either correct (1e-5 of float64, inf where the

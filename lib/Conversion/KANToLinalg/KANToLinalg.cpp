@@ -19,6 +19,8 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Transforms/DialectConversion.h"
 
+#include <limits>
+
 namespace moka {
 #define GEN_PASS_DEF_CONVERTKANTOLINALGPASS
 #include "moka/Conversion/Passes.h.inc"
@@ -376,7 +378,17 @@ struct RationalGradOpLowering : OpConversionPattern<kan::RationalGradOp> {
         s = arith::SelectOp::create(b, l, isZero, zero,
                                     math::CopySignOp::create(b, l, sp, v));
       }
-      Value rq = arith::DivFOp::create(b, l, one, q);
+      // Q beyond f32 for a finite x (|x| past ~1e9.5 for n = 4): 1/Q
+      // would be 0 and drop terms x^i / Q that are finite; NaN says the
+      // gradient is lost. (For x = +-inf the formula itself gives 1/Q = 0.)
+      Value inf = f32Constant(b, l, std::numeric_limits<double>::infinity());
+      Value lost = arith::AndIOp::create(
+          b, l, arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, q, inf),
+          arith::CmpFOp::create(b, l, arith::CmpFPredicate::ONE, ax, inf));
+      Value rq = arith::SelectOp::create(
+          b, l, lost,
+          f32Constant(b, l, std::numeric_limits<double>::quiet_NaN()),
+          arith::DivFOp::create(b, l, one, q));
       Value t = arith::MulFOp::create(b, l, d, rq);
       Value u = arith::NegFOp::create(
           b, l,
