@@ -106,10 +106,13 @@ def LowerRuntimeChecksPass : Pass<"moka-lower-runtime-checks", "mlir::ModuleOp">
     false, to the runtime function `mokaCheckFailed(const char *)` with the
     message. In libraries built by `mokac`, this returns
     MOKA_ERROR_RUNTIME_CHECK and the message to the caller instead of
-    aborting the process (the upstream lowering prints and aborts). Checks
-    inside `scf.forall` / `scf.parallel` (which may run on worker threads,
-    from which the runtime cannot return to the caller) are left to print
-    and abort.
+    aborting the process (the upstream lowering prints and aborts). A check
+    inside `scf.forall` / `scf.parallel` whose condition does not depend on
+    the loop (only side-effect-free ops of values from outside it, e.g. a
+    shape check of a fused tile) is first moved in front of the outermost
+    such loop, with the ops computing its condition. Checks that depend on
+    the iteration stay (they may run on worker threads, from which the
+    runtime cannot return to the caller) and print and abort.
   }];
   let dependentDialects = [
     "mlir::LLVM::LLVMDialect",
