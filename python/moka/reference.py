@@ -610,8 +610,17 @@ def kv_decode_attention(q, keys, values, scale=None):
     (H_q = g H_kv); scale defaults to 1 / sqrt(D); zero output when n == 0.
     Returns [B, H_q, Dv]."""
     q = np.asarray(q, dtype=np.float64)
-    bsz, hq, d = q.shape
-    hkv, n, dv = keys.shape[1], keys.shape[2], values.shape[3]
+    return _grouped_attention(
+        q, keys.shape[1], keys.shape[2], values.shape[3], q.shape[2], scale,
+        lambda b, h: (np.asarray(keys[b, h], np.float64),
+                      np.asarray(values[b, h], np.float64)))
+
+
+def _grouped_attention(q, hkv, n, dv, d, scale, head):
+    """Attention of q [B, H_q, D] where query head h uses key/value head
+    h // (H_q / H_kv), whose keys and values `head(b, h)` returns; scale
+    defaults to 1 / sqrt(d); zero output when n == 0."""
+    bsz, hq = q.shape[:2]
     if hq % hkv:
         raise ValueError("H_q is not a multiple of H_kv")
     g = hq // hkv
@@ -621,10 +630,9 @@ def kv_decode_attention(q, keys, values, scale=None):
         return out
     for b in range(bsz):
         for h in range(hkv):
-            out[b, h * g:(h + 1) * g] = _attend(
-                q[b, h * g:(h + 1) * g],
-                np.asarray(keys[b, h], np.float64),
-                np.asarray(values[b, h], np.float64), scale)
+            keys, values = head(b, h)
+            out[b, h * g:(h + 1) * g] = _attend(q[b, h * g:(h + 1) * g],
+                                                keys, values, scale)
     return out
 
 
@@ -666,27 +674,15 @@ def kv_attention(q, storage, t, scale=None, up_k=None, up_v=None):
     t = kv_cache_type(t)
     n = _check_storage(storage, t)
     q = np.asarray(q, dtype=np.float64)
-    bsz, hq = q.shape[:2]
     if t.latent:
         c = _from_storage(storage[0][:, :n], t.fmt)
         if up_k is not None:
             return kv_latent_attention(q, c, up_k, up_v, scale)
         scale = 1.0 / np.sqrt(t.head_size) if scale is None else scale
         return kv_decode_attention(q, c[:, None], c[:, None], scale)
-    hkv, d = t.shape[1], t.head_size
-    if hq % hkv:
-        raise ValueError("H_q is not a multiple of H_kv")
-    g = hq // hkv
-    scale = 1.0 / np.sqrt(d) if scale is None else float(scale)
-    out = np.zeros((bsz, hq, d))
-    if n == 0:
-        return out
-    for b in range(bsz):
-        for h in range(hkv):
-            keys, values = _kv_head(storage, t, b, h)
-            out[b, h * g:(h + 1) * g] = _attend(q[b, h * g:(h + 1) * g],
-                                                keys, values, scale)
-    return out
+    d = t.head_size
+    return _grouped_attention(q, t.shape[1], n, d, d, scale,
+                              lambda b, h: _kv_head(storage, t, b, h))
 
 
 def prefill_attention(q, k, v, causal=True, scale=None):

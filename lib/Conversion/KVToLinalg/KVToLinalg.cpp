@@ -45,6 +45,14 @@ Value indexConst(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
+/// A run-time check that the index values `lhs` and `rhs` are equal.
+void checkEqual(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                StringRef message) {
+  Value same =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lhs, rhs);
+  cf::AssertOp::create(b, loc, same, message);
+}
+
 Value f32Const(OpBuilder &b, Location loc, double v) {
   return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
 }
@@ -1082,12 +1090,9 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
     auto sizeCheck = [&](Value tensor, int64_t dim, Value want) {
       if (!cast<RankedTensorType>(tensor.getType()).isDynamicDim(dim))
         return;
-      Value have = tensor::DimOp::create(b, loc, tensor, dim);
-      Value same =
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, have, want);
-      cf::AssertOp::create(b, loc, same,
-                           "kv.append: the new tokens' sizes do not match "
-                           "the cache (or keys and values differ)");
+      checkEqual(b, loc, tensor::DimOp::create(b, loc, tensor, dim), want,
+                 "kv.append: the new tokens' sizes do not match the cache "
+                 "(or keys and values differ)");
     };
     for (Value t : {keys, values}) {
       if (!t)
@@ -1098,12 +1103,8 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
     }
     if (values && (cast<RankedTensorType>(keys.getType()).isDynamicDim(2) ||
                    cast<RankedTensorType>(values.getType()).isDynamicDim(2))) {
-      Value same =
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, count,
-                                tensor::DimOp::create(b, loc, values, 2));
-      cf::AssertOp::create(b, loc, same,
-                           "kv.append: keys and values hold different token "
-                           "counts");
+      checkEqual(b, loc, count, tensor::DimOp::create(b, loc, values, 2),
+                 "kv.append: keys and values hold different token counts");
     }
     Value total = arith::AddIOp::create(b, loc, n, count);
     Value fits = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, total,
@@ -1327,12 +1328,9 @@ struct PrefillAttentionLowering
     int64_t g = qt.getDimSize(1) / hkv, d = qt.getDimSize(3);
     Value tokens = tensor::DimOp::create(b, loc, k, 2);
     if (qt.isDynamicDim(2) || kt.isDynamicDim(2)) {
-      Value same =
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
-                                tensor::DimOp::create(b, loc, q, 2));
-      cf::AssertOp::create(b, loc, same,
-                           "kv.prefill_attention: query and keys hold "
-                           "different token counts");
+      checkEqual(b, loc, tokens, tensor::DimOp::create(b, loc, q, 2),
+                 "kv.prefill_attention: query and keys hold different token "
+                 "counts");
     }
     // Query heads grouped by key/value head, rows (query head, token).
     int64_t t = kt.getDimSize(2);

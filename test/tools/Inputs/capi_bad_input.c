@@ -50,7 +50,8 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "oom") == 0)
     return oom(atol(argv[2]));
 
-  printf("initial-error: '%s'\n", moka_last_error() ? moka_last_error() : "(null)");
+  printf("initial-error: '%s'\n",
+         moka_last_error() ? moka_last_error() : "(null)");
   printf("manifest: %s", capi_moka_manifest());
 
   _Alignas(64) float xs[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
@@ -82,39 +83,53 @@ int main(int argc, char **argv) {
   report("result-is-arg", capi_add(&x, &y, &r0, &x));
 
   /* dtype */
-  bad = x; bad.dtype = MOKA_DTYPE_F64;
+  bad = x;
+  bad.dtype = MOKA_DTYPE_F64;
   report("dtype-f64", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.dtype = MOKA_DTYPE_INVALID;
+  bad = x;
+  bad.dtype = MOKA_DTYPE_INVALID;
   report("dtype-invalid", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.dtype = (moka_dtype)99;
+  bad = x;
+  bad.dtype = (moka_dtype)99;
   report("dtype-99", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.dtype = MOKA_DTYPE_I32; /* same element size, other type */
+  bad = x;
+  bad.dtype = MOKA_DTYPE_I32; /* same element size, other type */
   report("dtype-i32", capi_add(&bad, &y, &r0, &r1));
 
   /* rank */
-  bad = x; bad.rank = 1;
+  bad = x;
+  bad.rank = 1;
   report("rank-1", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.rank = -1;
+  bad = x;
+  bad.rank = -1;
   report("rank-negative", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.rank = 9;
+  bad = x;
+  bad.rank = 9;
   report("rank-9", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.rank = INT32_MAX;
+  bad = x;
+  bad.rank = INT32_MAX;
   report("rank-huge", capi_add(&bad, &y, &r0, &r1));
 
   /* shape */
-  bad = x; bad.shape[1] = 4;
+  bad = x;
+  bad.shape[1] = 4;
   report("static-dim", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.shape[0] = -1;
+  bad = x;
+  bad.shape[0] = -1;
   report("negative-dim", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.shape[0] = INT64_MAX / 2;
+  bad = x;
+  bad.shape[0] = INT64_MAX / 2;
   report("overflow-dim", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.shape[0] = INT64_MAX / 3 / 2; /* elements fit, bytes do not */
+  bad = x;
+  bad.shape[0] = INT64_MAX / 3 / 2; /* elements fit, bytes do not */
   report("overflow-bytes", capi_add(&bad, &y, &r0, &r1));
 
   /* data */
-  bad = x; bad.data = NULL;
+  bad = x;
+  bad.data = NULL;
   report("null-data", capi_add(&bad, &y, &r0, &r1));
-  bad = x; bad.data = (char *)xs + 2;
+  bad = x;
+  bad.data = (char *)xs + 2;
   report("misaligned", capi_add(&bad, &y, &r0, &r1));
 
   /* Dynamic sizes that must agree: a run-time check, then a good call. */
@@ -146,13 +161,21 @@ int main(int argc, char **argv) {
   moka_tensor_release(&x); /* a view: not ours, left alone */
   printf("release-view: data %s\n", x.data == (void *)xs ? "kept" : "CHANGED");
   printf("dtype-size-99: %zu\n", moka_dtype_size((moka_dtype)99));
-  bad = x; bad.shape[0] = -5;
-  printf("num-elements-negative: %lld\n", (long long)moka_tensor_num_elements(&bad));
-  bad = x; bad.rank = 99;
-  printf("num-elements-rank-99: %lld\n", (long long)moka_tensor_num_elements(&bad));
-  bad = x; bad.shape[0] = INT64_MAX; bad.shape[1] = 3;
-  printf("num-elements-overflow: %lld\n", (long long)moka_tensor_num_elements(&bad));
-  printf("num-elements-null: %lld\n", (long long)moka_tensor_num_elements(NULL));
+  bad = x;
+  bad.shape[0] = -5;
+  printf("num-elements-negative: %lld\n",
+         (long long)moka_tensor_num_elements(&bad));
+  bad = x;
+  bad.rank = 99;
+  printf("num-elements-rank-99: %lld\n",
+         (long long)moka_tensor_num_elements(&bad));
+  bad = x;
+  bad.shape[0] = INT64_MAX;
+  bad.shape[1] = 3;
+  printf("num-elements-overflow: %lld\n",
+         (long long)moka_tensor_num_elements(&bad));
+  printf("num-elements-null: %lld\n",
+         (long long)moka_tensor_num_elements(NULL));
   moka_tensor v = moka_tensor_view(xs, MOKA_DTYPE_F32, 20, NULL);
   printf("view-rank-20: rank %d shape0 %lld\n", v.rank, (long long)v.shape[0]);
   v = moka_tensor_view(xs, MOKA_DTYPE_F32, -3, s23);
