@@ -66,7 +66,9 @@ void moka::buildLoweringToLinalg(OpPassManager &pm,
         kan::createKANFuseIntoContractionsPass(fusion));
   }
   // MoE first: a GR-KAN expert lowers to kan.rational ops.
-  pm.addPass(createConvertMoEToLinalgPass());
+  ConvertMoEToLinalgPassOptions moeOptions;
+  moeOptions.cpuKernels = cpuKernels;
+  pm.addPass(createConvertMoEToLinalgPass(moeOptions));
   pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

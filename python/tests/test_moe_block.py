@@ -350,3 +350,72 @@ def test_gr_kan_experts(tokens):
             ref[t] += weights[t, s] * (rational(h, a2[e], b2[e]) @ w2[e].astype(
                 np.float64).T)[0]
     assert relative_error(out, ref) <= 1e-5
+
+
+EXPERTS = """
+func.func @experts(%x: tensor<?x{d}x{xt}>, %i: tensor<?x{k}xi32>, %w1: tensor<{e}x{f}x{d}x{wt}>, %w2: tensor<{e}x{d}x{f}x{wt}>{w3arg}) -> (tensor<?x{d}xf32>, tensor<?xi32>) {{
+  %rows, %offsets, %slots = moe.dispatch %i {{num_experts = {e} : i64}} : tensor<?x{k}xi32> -> tensor<?xi32>, tensor<{e1}xi32>, tensor<?x{k}xi32>
+  %y = moe.experts {kind} %x, %rows, %offsets, %w1, %w2{up} : tensor<?x{d}x{xt}>, tensor<?xi32>, tensor<{e1}xi32>, tensor<{e}x{f}x{d}x{wt}>, tensor<{e}x{d}x{f}x{wt}> -> tensor<?x{d}xf32>
+  return %y, %rows : tensor<?x{d}xf32>, tensor<?xi32>
+}}
+"""
+
+
+def _encode(a, dtype):
+    """float32 `a` as moka's input for `dtype`, and its exact float64 value."""
+    if dtype == "f32":
+        return a, a.astype(np.float64)
+    if dtype == "f16":
+        h = a.astype(np.float16)
+        return h, h.astype(np.float64)
+    bits = moka.to_bf16_bits(a)
+    return bits, moka.from_bf16_bits(bits).astype(np.float64)
+
+
+@pytest.mark.parametrize("kind", ["swiglu", "gelu"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
+@pytest.mark.parametrize("d,f,e,k,tokens", [
+    (48, 80, 4, 2, 1),     # column tiles of 16, one row per expert
+    (64, 96, 8, 2, 7),     # tiles of 32, odd segments (pairs and a tail)
+    (128, 256, 6, 3, 16),  # tiles of 64
+    (32, 48, 2, 2, 130),   # 130 rows per expert: transposed stacks
+])
+def test_experts_rows(kind, dtype, d, f, e, k, tokens):
+    """moe.experts' output rows (dispatch order) against each row's expert
+    MLP in float64, for both the in-place kernels (up to 128 rows per
+    expert) and the products on transposed stacks beyond, with f32, f16 and
+    bf16 activations and weights."""
+    rng = np.random.default_rng()
+    xt = "f32" if dtype == "f32" else dtype
+    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
+                     dtype)
+    experts = np.stack([rng.permutation(e)[:k] for _ in range(tokens)]
+                       ).astype(np.int32)
+    ws = {}
+    for name, shape, fan in (("w1", (e, f, d), d), ("w2", (e, d, f), f),
+                             ("w3", (e, f, d), d)):
+        ws[name] = _encode(
+            (rng.standard_normal(shape) / math.sqrt(fan)).astype(np.float32),
+            dtype)
+    swiglu = kind == "swiglu"
+    wty = dtype
+    module = EXPERTS.format(
+        d=d, f=f, e=e, e1=e + 1, k=k, xt=xt, wt=wty, kind=kind,
+        w3arg=f", %w3: tensor<{e}x{f}x{d}x{wty}>" if swiglu else "",
+        up=f" up(%w3 : tensor<{e}x{f}x{d}x{wty}>)" if swiglu else "")
+    args = [x, experts, ws["w1"][0], ws["w2"][0]]
+    if swiglu:
+        args.append(ws["w3"][0])
+    y, rows = moka.run(module, "experts", *args)
+    w1, w2, w3 = (torch.tensor(ws[n][1]) for n in ("w1", "w2", "w3"))
+    xs = torch.tensor(x64)
+    ref = np.zeros((tokens * k, d))
+    order = sorted(((int(experts[t, s]), t) for t in range(tokens)
+                    for s in range(k)))
+    assert rows.tolist() == [t for _, t in order]
+    for r, (ex, t) in enumerate(order):
+        g = xs[t] @ w1[ex].T
+        h = (torch.nn.functional.silu(g) * (xs[t] @ w3[ex].T) if swiglu
+             else torch.nn.functional.gelu(g))
+        ref[r] = (h @ w2[ex].T).numpy()
+    assert relative_error(y, ref) <= 1e-5

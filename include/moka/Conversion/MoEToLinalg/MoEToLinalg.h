@@ -11,7 +11,10 @@
 
 namespace moka {
 
-void populateMoEToLinalgConversionPatterns(mlir::RewritePatternSet &patterns);
+/// With `cpuKernels`, small batches of experts become explicit vector code
+/// for CPUs (see convert-moe-to-linalg).
+void populateMoEToLinalgConversionPatterns(mlir::RewritePatternSet &patterns,
+                                           bool cpuKernels = false);
 
 } // namespace moka
 
