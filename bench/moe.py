@@ -1,14 +1,26 @@
-"""Benchmark: a Mixtral-style MoE block (E=8, k=2, d=1024, ffn=2048,
-SwiGLU) compiled by moka (one moe.layer) against PyTorch eager written as in
-HF transformers' MixtralSparseMoeBlock (a loop over experts with
-index_add_), side by side, at T in {1, 16, 256, 2048}.
+"""Benchmark: MoE blocks compiled by moka (one moe.layer) against PyTorch
+eager, side by side in interleaved rounds, at T in {1, 16, 256, 2048}:
 
-Floors: for T <= 16, the bytes of the selected experts' weights read once at
-the measured copy bandwidth (at most min(E, T*k) experts); for larger T, the
-larger of that and the active FLOPs at the measured rate of one bare
-[T*k/E, d] x [d, f] matrix product in the best BLAS here.
+  mixtral   E=8, k=2, d=1024, ffn=2048, SwiGLU, softmax, renormalized;
+            eager as HF transformers' MixtralSparseMoeBlock (a loop over
+            experts with index_add_).
+  fine      fine-grained: E=64, k=6, d=1024, ffn=256 (small experts),
+            softmax, not renormalized; the same eager loop.
+  deepseek  DeepSeek-V3-style: E=64, k=6, d=1024, ffn=256, sigmoid scoring,
+            selection bias, n_group=8 / topk_group=4 (top-2 sums),
+            renormalized, scaled by 2.5, one shared SwiGLU expert (ffn=256);
+            eager as HF's DeepseekV3MoE (noaux_tc gate, loop over experts,
+            shared expert added).
 
-    PYTHONPATH=python /usr/bin/python3 bench/moe.py [--tokens 1,16,256,2048]
+Floors: for T <= 16, the bytes of the weights that must be read once (the
+at most min(E, T*k) selected experts, the shared expert and the router) at
+the measured copy bandwidth; for larger T, the larger of that and the active
+FLOPs at the measured rate of one bare [T*k/E, d] x [d, f] matrix product
+in the best BLAS here. rel err: moka against a float64 evaluation of the
+same block (moka.reference.moe_layer), with the same experts chosen.
+
+    PYTHONPATH=python /usr/bin/python3 bench/moe.py [--cases mixtral,fine,deepseek]
+        [--tokens 1,16,256,2048]
 """
 
 from common import interleaved, median_ms, ratio  # first: configures BLAS
@@ -24,22 +36,25 @@ import moka  # noqa: E402
 from moka.reference import moe_layer, relative_error  # noqa: E402
 
 MODULE = """
-func.func @moe(%x: tensor<?x{d}xf32>, %gate: tensor<{e}x{d}xf32>, %w1: tensor<{e}x{f}x{d}xf32>, %w2: tensor<{e}x{d}x{f}xf32>, %w3: tensor<{e}x{f}x{d}xf32>) -> tensor<?x{d}xf32> {{
-  %y = moe.layer swiglu %x, %gate, %w1, %w2 up(%w3 : tensor<{e}x{f}x{d}xf32>) {{k = {k} : i64, normalize = true}} : tensor<?x{d}xf32>, tensor<{e}x{d}xf32>, tensor<{e}x{f}x{d}xf32>, tensor<{e}x{d}x{f}xf32> -> tensor<?x{d}xf32>
+func.func @moe(%x: tensor<?x{d}xf32>, %gate: tensor<{e}x{d}xf32>, %w1: tensor<{e}x{f}x{d}xf32>, %w2: tensor<{e}x{d}x{f}xf32>, %w3: tensor<{e}x{f}x{d}xf32>{extra_args}) -> tensor<?x{d}xf32> {{
+  %y = moe.layer swiglu %x, %gate, %w1, %w2 up(%w3 : tensor<{e}x{f}x{d}xf32>){extra} {{{attrs}}} : tensor<?x{d}xf32>, tensor<{e}x{d}xf32>, tensor<{e}x{f}x{d}xf32>, tensor<{e}x{d}x{f}xf32> -> tensor<?x{d}xf32>
   return %y : tensor<?x{d}xf32>
 }}
 """
 
+CASES = {
+    "mixtral": dict(e=8, k=2, d=1024, f=2048, normalize=True),
+    "fine": dict(e=64, k=6, d=1024, f=256, normalize=False),
+    "deepseek": dict(e=64, k=6, d=1024, f=256, normalize=True, fs=256,
+                     n_group=8, topk_group=4, scale=2.5),
+}
 
-def torch_mixtral(x, gate, w1, w2, w3, k):
-    """HF MixtralSparseMoeBlock.forward, eager."""
-    logits = F.linear(x, gate)
-    weights = F.softmax(logits, dim=1, dtype=torch.float)
-    weights, experts = torch.topk(weights, k, dim=-1)
-    weights /= weights.sum(dim=-1, keepdim=True)
-    out = torch.zeros_like(x)
-    mask = F.one_hot(experts, num_classes=gate.shape[0]).permute(2, 1, 0)
-    for e in range(gate.shape[0]):
+
+def torch_experts(x, weights, experts, w1, w2, w3, out):
+    """The loop over experts of HF's Mixtral/DeepseekV3 blocks: out +=
+    weights * SwiGLU expert of each selected token."""
+    mask = F.one_hot(experts, num_classes=w1.shape[0]).permute(2, 1, 0)
+    for e in range(w1.shape[0]):
         idx, top = torch.where(mask[e])
         if idx.numel() == 0:
             continue
@@ -49,69 +64,143 @@ def torch_mixtral(x, gate, w1, w2, w3, k):
     return out
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--tokens", default="1,16,256,2048")
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--experts", type=int, default=8)
-    p.add_argument("--k", type=int, default=2)
-    p.add_argument("--d", type=int, default=1024)
-    p.add_argument("--ffn", type=int, default=2048)
-    args = p.parse_args()
-    torch.set_num_threads(os.cpu_count() or 2)
-    e, k, d, f = args.experts, args.k, args.d, args.ffn
-    rng = np.random.default_rng()
+def torch_mixtral(x, gate, w1, w2, w3, k, normalize):
+    """HF MixtralSparseMoeBlock.forward, eager."""
+    weights = F.softmax(F.linear(x, gate), dim=1, dtype=torch.float)
+    weights, experts = torch.topk(weights, k, dim=-1)
+    if normalize:
+        weights /= weights.sum(dim=-1, keepdim=True)
+    return torch_experts(x, weights, experts, w1, w2, w3, torch.zeros_like(x))
+
+
+def torch_deepseek(x, gate, w1, w2, w3, k, bias, s1, s2, s3, n_group,
+                   topk_group, scale):
+    """HF DeepseekV3MoE.forward, eager: noaux_tc gate, routed experts, the
+    shared expert."""
+    t, e = x.shape[0], gate.shape[0]
+    scores = F.linear(x, gate).sigmoid()
+    choice = scores + bias
+    group_scores = choice.view(t, n_group, -1).topk(2, dim=-1)[0].sum(dim=-1)
+    group_idx = torch.topk(group_scores, k=topk_group, dim=-1,
+                           sorted=False)[1]
+    group_mask = torch.zeros_like(group_scores).scatter_(1, group_idx, 1)
+    score_mask = group_mask.unsqueeze(-1).expand(
+        t, n_group, e // n_group).reshape(t, -1)
+    choice = choice.masked_fill(~score_mask.bool(), float("-inf"))
+    experts = torch.topk(choice, k=k, dim=-1, sorted=False)[1]
+    weights = scores.gather(1, experts)
+    weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20) * scale
+    shared = F.linear(F.silu(F.linear(x, s1)) * F.linear(x, s3), s2)
+    return torch_experts(x, weights, experts, w1, w2, w3, shared)
+
+
+def bench_case(name, cfg, tokens, args, bandwidth, rng):
+    e, k, d, f = cfg["e"], cfg["k"], cfg["d"], cfg["f"]
+    deepseek = "fs" in cfg
     gate = (rng.standard_normal((e, d)) / np.sqrt(d)).astype(np.float32)
     w1 = (rng.standard_normal((e, f, d)) / np.sqrt(d)).astype(np.float32)
     w2 = (rng.standard_normal((e, d, f)) / np.sqrt(f)).astype(np.float32)
     w3 = (rng.standard_normal((e, f, d)) / np.sqrt(d)).astype(np.float32)
-    tg, t1, t2, t3 = map(torch.from_numpy, (gate, w1, w2, w3))
-    module = MODULE.format(d=d, e=e, f=f, k=k)
+    attrs = f"k = {k} : i64, normalize = {str(cfg['normalize']).lower()}"
+    extra_args = extra = ""
+    inputs = [gate, w1, w2, w3]
+    route = dict(normalize=cfg["normalize"])
+    shared_bytes = 0
+    if deepseek:
+        fs = cfg["fs"]
+        bias = (rng.standard_normal(e) * 0.1).astype(np.float32)
+        s1 = (rng.standard_normal((fs, d)) / np.sqrt(d)).astype(np.float32)
+        s3 = (rng.standard_normal((fs, d)) / np.sqrt(d)).astype(np.float32)
+        s2 = (rng.standard_normal((d, fs)) / np.sqrt(fs)).astype(np.float32)
+        inputs += [bias, s1, s2, s3]
+        extra_args = (f", %b: tensor<{e}xf32>, %s1: tensor<{fs}x{d}xf32>, "
+                      f"%s2: tensor<{d}x{fs}xf32>, %s3: tensor<{fs}x{d}xf32>")
+        extra = (f" bias(%b : tensor<{e}xf32>) shared(%s1, %s2 : "
+                 f"tensor<{fs}x{d}xf32>, tensor<{d}x{fs}xf32>) shared_up(%s3 "
+                 f": tensor<{fs}x{d}xf32>)")
+        attrs += (f", scoring = #moe<scoring sigmoid>, n_group = "
+                  f"{cfg['n_group']} : i64, topk_group = {cfg['topk_group']} "
+                  f": i64, group_score = #moe<group_score top2_sum>, "
+                  f"routed_scaling_factor = {cfg['scale']} : f64")
+        route.update(scoring="sigmoid", bias=bias, n_group=cfg["n_group"],
+                     topk_group=cfg["topk_group"], group_top2=True,
+                     scale=cfg["scale"])
+        shared_bytes = 3 * d * fs * 4
+    module = MODULE.format(d=d, e=e, f=f, extra_args=extra_args, extra=extra,
+                           attrs=attrs)
+    tin = [torch.from_numpy(a) for a in inputs]
     expert_bytes = 3 * d * f * 4
 
-    big = torch.randn(8 << 20)
-    dst = torch.empty_like(big)
-    copy_ms = min(median_ms(lambda: dst.copy_(big), 5) for _ in range(3))
-    bandwidth = 2 * big.numel() * 4 / (copy_ms * 1e-3)
-
-    print(f"MoE block E={e} k={k} d={d} ffn={f} SwiGLU, f32, "
-          f"{torch.get_num_threads()} threads; {args.rounds} interleaved "
-          f"rounds; copy bandwidth {bandwidth / 1e9:.1f} GB/s")
+    print(f"\n{name}: E={e} k={k} d={d} ffn={f}"
+          + (f", shared ffn={cfg['fs']}" if deepseek else ""))
     print(f"{'T':>6}{'moka ms':>10}{'eager ms':>10}{'floor ms':>10}"
           f"{'x floor':>9}{'vs eager':>10}{'rel err':>10}")
-    for t in [int(v) for v in args.tokens.split(",")]:
+    for t in tokens:
         x = rng.standard_normal((t, d)).astype(np.float32)
         tx = torch.from_numpy(x)
         out = {}
 
         def run_moka():
-            (out["y"],), ms = moka.run(module, "moe", x, gate, w1, w2, w3,
+            (out["y"],), ms = moka.run(module, "moe", x, *inputs,
                                        benchmark=args.runs)
             return ms
 
+        if deepseek:
+            eager = lambda: torch_deepseek(  # noqa: E731
+                tx, *tin[:4], k, *tin[4:], cfg["n_group"],
+                cfg["topk_group"], cfg["scale"])
+        else:
+            eager = lambda: torch_mixtral(  # noqa: E731
+                tx, *tin[:4], k, cfg["normalize"])
         rows = max(1, t * k // e)
         a = torch.randn(rows, d)
-        bare = lambda: F.linear(a, t1[0])  # noqa: E731
+        bare = lambda: F.linear(a, tin[1][0])  # noqa: E731
         times = interleaved({
             "moka": run_moka,
-            "eager": lambda: median_ms(
-                lambda: torch_mixtral(tx, tg, t1, t2, t3, k), args.runs),
+            "eager": lambda: median_ms(eager, args.runs),
             "bare": lambda: median_ms(bare, args.runs),
         }, args.rounds)
-        # Small batches: the selected experts' weights read once. Large
-        # ones: the active FLOPs at the rate of a bare per-expert product.
+        # Small batches: the weights read once. Large ones: the active FLOPs
+        # at the rate of a bare per-expert product.
         active = min(e, t * k)
-        bytes_floor = active * expert_bytes / bandwidth * 1e3
+        bytes_floor = (active * expert_bytes + shared_bytes + gate.nbytes
+                       ) / bandwidth * 1e3
         flop_rate = 2.0 * rows * d * f / (min(times["bare"]) * 1e-3)
-        flop_floor = 2.0 * t * k * 3 * d * f / flop_rate * 1e3
+        flops = 2.0 * t * (k * 3 * d * f + (shared_bytes // 4))
+        flop_floor = flops / flop_rate * 1e3
         floor = bytes_floor if t <= 16 else max(bytes_floor, flop_floor)
-        ref = moe_layer(x, gate, w1, w2, w3, k, normalize=True)
+        shared = (inputs[5], inputs[6], inputs[7]) if deepseek else None
+        ref = moe_layer(x, gate, w1, w2, w3, k, shared=shared, **route)
         err = relative_error(out["y"], ref)
         best = min(times["moka"])
         print(f"{t:>6}{best:10.2f}{min(times['eager']):10.2f}{floor:10.2f}"
               f"{best / floor:9.2f}{ratio(times, 'eager', 'moka'):9.1f}x"
               f"{err:10.1e}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--cases", default="mixtral,fine,deepseek")
+    p.add_argument("--tokens", default="1,16,256,2048")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(os.cpu_count() or 2)
+    rng = np.random.default_rng()
+
+    big = torch.randn(8 << 20)
+    dst = torch.empty_like(big)
+    copy_ms = min(median_ms(lambda: dst.copy_(big), 5) for _ in range(3))
+    bandwidth = 2 * big.numel() * 4 / (copy_ms * 1e-3)
+    big = dst = None  # noqa: F841
+    print(f"MoE blocks, SwiGLU experts, f32, {torch.get_num_threads()} "
+          f"threads; {args.rounds} interleaved rounds; copy bandwidth "
+          f"{bandwidth / 1e9:.1f} GB/s")
+    tokens = [int(v) for v in args.tokens.split(",")]
+    for name in args.cases.split(","):
+        if name not in CASES:
+            p.error(f"unknown case {name!r} (choose from {', '.join(CASES)})")
+        bench_case(name, CASES[name], tokens, args, bandwidth, rng)
 
 
 if __name__ == "__main__":

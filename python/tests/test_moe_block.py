@@ -419,3 +419,50 @@ def test_experts_rows(kind, dtype, d, f, e, k, tokens):
              else torch.nn.functional.gelu(g))
         ref[r] = (h @ w2[ex].T).numpy()
     assert relative_error(y, ref) <= 1e-5
+
+
+SHARED = """
+func.func @shared(%x: tensor<?x{d}x{dt}>, %s1: tensor<{fs}x{d}x{dt}>, %s2: tensor<{d}x{fs}x{dt}>{args}) -> tensor<?x{d}xf32> {{
+  %y = moe.shared_experts {kind} %x, %s1, %s2{up}{gate} : tensor<?x{d}x{dt}>, tensor<{fs}x{d}x{dt}>, tensor<{d}x{fs}x{dt}> -> tensor<?x{d}xf32>
+  return %y : tensor<?x{d}xf32>
+}}
+"""
+
+
+@pytest.mark.parametrize("kind,gated", [("swiglu", False), ("swiglu", True),
+                                        ("gelu", False)])
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("tokens", [1, 5, 128, 140])
+def test_shared_experts_rows(kind, gated, dtype, tokens):
+    """moe.shared_experts on every token against float64: up to 128 tokens
+    through the in-place kernels, beyond through transposed weights; the
+    Qwen2-MoE gate sigmoid(x g^T) scales the output when given."""
+    rng = np.random.default_rng()
+    d, fs = 32, 48
+    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
+                     dtype)
+    w = {n: _encode((rng.standard_normal(shape) / math.sqrt(shape[1])
+                     ).astype(np.float32), dtype)
+         for n, shape in (("s1", (fs, d)), ("s2", (d, fs)), ("s3", (fs, d)),
+                          ("g", (1, d)))}
+    swiglu = kind == "swiglu"
+    args, up, gate = "", "", ""
+    inputs = [x, w["s1"][0], w["s2"][0]]
+    if swiglu:
+        args += f", %s3: tensor<{fs}x{d}x{dtype}>"
+        up = f" up(%s3 : tensor<{fs}x{d}x{dtype}>)"
+        inputs.append(w["s3"][0])
+    if gated:
+        args += f", %g: tensor<1x{d}x{dtype}>"
+        gate = f" gate(%g : tensor<1x{d}x{dtype}>)"
+        inputs.append(w["g"][0])
+    (y,) = moka.run(SHARED.format(d=d, fs=fs, dt=dtype, args=args, kind=kind,
+                                  up=up, gate=gate), "shared", *inputs)
+    xt = torch.tensor(x64)
+    s1, s2, s3, g = (torch.tensor(w[n][1]) for n in ("s1", "s2", "s3", "g"))
+    h = (torch.nn.functional.silu(xt @ s1.T) * (xt @ s3.T) if swiglu
+         else torch.nn.functional.gelu(xt @ s1.T))
+    ref = h @ s2.T
+    if gated:
+        ref = ref * torch.sigmoid(xt @ g.T)
+    assert relative_error(y, ref.numpy()) <= 1e-5

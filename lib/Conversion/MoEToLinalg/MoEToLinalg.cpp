@@ -877,14 +877,16 @@ struct SmallBatchKernel {
     return 16;
   }
 
-  /// The expert outputs `[n, d]` in dispatch order.
-  Value build(moe::ExpertsOp op, Value x, Value rows, Value offsets, Value w1,
-              Value w3, Value w2) {
+  /// The expert outputs `[n, d]` in dispatch order: row i of the segment of
+  /// expert e (rows [offsets[e], offsets[e + 1])) is token `rows[i]` of `x`
+  /// (token i without `rows`) through expert e.
+  Value build(moe::ExpertKind kind, Value x, Value rows, Value offsets,
+              Value w1, Value w3, Value w2) {
     auto w1Type = cast<RankedTensorType>(w1.getType());
     int64_t numExperts = w1Type.getDimSize(0);
     int64_t f = w1Type.getDimSize(1), d = w1Type.getDimSize(2);
-    bool swiglu = op.getKind() == moe::ExpertKind::swiglu;
-    OpFoldResult n = tensor::getMixedSize(b, loc, rows, 0);
+    bool swiglu = kind == moe::ExpertKind::swiglu;
+    OpFoldResult n = tensor::getMixedSize(b, loc, rows ? rows : x, 0);
 
     // The hidden rows: silu(x W1^T) * (x W3^T), or gelu(x W1^T).
     int64_t width = swiglu ? kBlock / 2 : kBlock;
@@ -895,7 +897,7 @@ struct SmallBatchKernel {
         [&](Value e, Value o, ArrayRef<Value> rowIdx) {
           SmallVector<std::function<Value(Value)>> lhs;
           for (Value i : rowIdx) {
-            Value token = extractIndex(b, loc, rows, {i});
+            Value token = rows ? extractIndex(b, loc, rows, {i}) : i;
             lhs.push_back([this, x, token](Value c) {
               return readF32(x, {token, c});
             });
@@ -1120,9 +1122,9 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
           [&](OpBuilder &tb, Location tl) {
             Value small =
                 kernel ? SmallBatchKernel{tb, tl}.build(
-                             op, adaptor.getInput(), adaptor.getRows(),
-                             adaptor.getOffsets(), adaptor.getW1(),
-                             adaptor.getW3(), adaptor.getW2())
+                             op.getKind(), adaptor.getInput(),
+                             adaptor.getRows(), adaptor.getOffsets(),
+                             adaptor.getW1(), adaptor.getW3(), adaptor.getW2())
                        : buildExperts(tb, tl, op, adaptor, /*dotForm=*/true);
             scf::YieldOp::create(tb, tl, small);
           },
@@ -1200,15 +1202,16 @@ struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
 /// The shared experts' MLP on every token, gated by sigmoid(x gate^T) when
 /// a gate is given.
 struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
-  using OpConversionPattern::OpConversionPattern;
+  SharedExpertsOpLowering(MLIRContext *ctx, bool cpuKernels)
+      : OpConversionPattern(ctx), cpuKernels(cpuKernels) {}
 
-  LogicalResult
-  matchAndRewrite(moe::SharedExpertsOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    OpBuilder &b = rewriter;
-    MLIRContext *ctx = b.getContext();
-    Value x = adaptor.getInput();
+  /// Up to 128 tokens through SmallBatchKernel (one expert, every token).
+  bool cpuKernels;
+  static constexpr int64_t kKernelTokens = 128;
+
+  /// The products on transposed weights.
+  static Value products(OpBuilder &b, Location loc, Value x,
+                        OpAdaptor adaptor) {
     OpFoldResult t = tensor::getMixedSize(b, loc, x, 0);
     OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
     OpFoldResult f = tensor::getMixedSize(b, loc, adaptor.getW1(), 0);
@@ -1219,8 +1222,72 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
       u = matmulF32(b, loc, x, transpose2d(b, loc, w3),
                     zeroF32(b, loc, {t, f}));
     Value h = activate(b, loc, {t, f}, g, u);
-    Value y = matmulF32(b, loc, h, transpose2d(b, loc, adaptor.getW2()),
-                        zeroF32(b, loc, {t, d}));
+    return matmulF32(b, loc, h, transpose2d(b, loc, adaptor.getW2()),
+                     zeroF32(b, loc, {t, d}));
+  }
+
+  /// The same as one expert of SmallBatchKernel over all tokens: weights
+  /// `[o, c]` viewed as stacks `[1, o, c]`, one segment [0, T).
+  static Value kernel(OpBuilder &b, Location loc, moe::SharedExpertsOp op,
+                      Value x, OpAdaptor adaptor) {
+    auto stack = [&](Value w) -> Value {
+      if (!w)
+        return w;
+      auto type = cast<RankedTensorType>(w.getType());
+      return tensor::ExpandShapeOp::create(
+          b, loc,
+          RankedTensorType::get({1, type.getDimSize(0), type.getDimSize(1)},
+                                type.getElementType()),
+          w, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+    };
+    Value t = arith::IndexCastOp::create(b, loc, b.getI32Type(),
+                                         tensor::DimOp::create(b, loc, x, 0));
+    Value offsets = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({2}, b.getI32Type()),
+        ValueRange{i32Const(b, loc, 0), t});
+    return SmallBatchKernel{b, loc}.build(
+        op.getKind(), x, Value(), offsets, stack(adaptor.getW1()),
+        stack(adaptor.getW3()), stack(adaptor.getW2()));
+  }
+
+  LogicalResult
+  matchAndRewrite(moe::SharedExpertsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    MLIRContext *ctx = b.getContext();
+    Value x = adaptor.getInput();
+    OpFoldResult t = tensor::getMixedSize(b, loc, x, 0);
+    OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
+    auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
+    bool kernelPossible = cpuKernels && op.getKind() != moe::ExpertKind::kan &&
+                          w1Type.hasStaticShape() &&
+                          w1Type.getDimSize(0) % kDotLanes == 0 &&
+                          w1Type.getDimSize(1) % kDotLanes == 0;
+    Value y;
+    if (!kernelPossible) {
+      y = products(b, loc, x, adaptor);
+    } else {
+      // The form is chosen at run time from the number of tokens.
+      Value small = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule,
+                                          tensor::DimOp::create(b, loc, x, 0),
+                                          indexConst(b, loc, kKernelTokens));
+      auto ifOp = scf::IfOp::create(
+          b, loc, small,
+          [&](OpBuilder &tb, Location tl) {
+            Value r = kernel(tb, tl, op, x, adaptor);
+            if (r.getType() != op.getType())
+              r = tensor::CastOp::create(tb, tl, op.getType(), r);
+            scf::YieldOp::create(tb, tl, r);
+          },
+          [&](OpBuilder &eb, Location el) {
+            Value r = products(eb, el, x, adaptor);
+            if (r.getType() != op.getType())
+              r = tensor::CastOp::create(eb, el, op.getType(), r);
+            scf::YieldOp::create(eb, el, r);
+          });
+      y = ifOp.getResult(0);
+    }
     if (Value gate = adaptor.getGate()) {
       Value logit = matmulF32(b, loc, x, transpose2d(b, loc, gate),
                               zeroF32(b, loc, {t, b.getIndexAttr(1)}));
@@ -1275,7 +1342,8 @@ struct ConvertMoEToLinalgPass
 
 void moka::populateMoEToLinalgConversionPatterns(RewritePatternSet &patterns,
                                                  bool cpuKernels) {
-  patterns.add<RouteOpLowering, DispatchOpLowering, CombineOpLowering,
-               SharedExpertsOpLowering>(patterns.getContext());
-  patterns.add<ExpertsOpLowering>(patterns.getContext(), cpuKernels);
+  patterns.add<RouteOpLowering, DispatchOpLowering, CombineOpLowering>(
+      patterns.getContext());
+  patterns.add<ExpertsOpLowering, SharedExpertsOpLowering>(
+      patterns.getContext(), cpuKernels);
 }
