@@ -70,15 +70,21 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     are read in place as 16-lane partial dot products; otherwise they are
     transposed once and the products are outer-product contractions.
 
-    With `cpu-kernels`, small batches of SwiGLU and GELU experts are
-    instead explicit vector code in two `scf.forall`s over column tiles of
-    the expert weights (so that the threads share every selected expert's
-    weights whichever experts are selected): the first computes the gate
-    (and up) projections of 4 (8) channels for two segment rows at a time,
-    16-lane dot products over weight rows read in place, and writes the
-    activated hidden row tile; the second does the same for the down
-    projection. Each selected expert's weights are read once, from memory,
-    and reused from the caches by every row of its segment.
+    With `cpu-kernels`, SwiGLU and GELU experts with up to 128 rows per
+    expert on average (and 16 dividing d and f) are instead explicit vector
+    code in two `scf.forall`s over column tiles of the expert weights (so
+    that the threads share every selected expert's weights whichever experts
+    are selected): the first computes the gate (and up) projections of 4
+    (8) channels for two segment rows at a time, 16-lane dot products over
+    weight rows read in place, and writes the activated hidden row tile; the
+    second does the same for the down projection. Each selected expert's
+    weights are read once, from memory, and reused from the caches by every
+    row of its segment.
+
+    `moe.shared_experts`: the MLP on every token as contractions on
+    transposed weights, times `sigmoid(x gate^T)` when gated; with
+    `cpu-kernels` and up to 128 tokens, the kernel above as one expert
+    whose segment is every token.
 
     `moe.combine`: one generic over (token, channel) reducing over the
     slots, reading each slot's expert output row with `tensor.extract`.
