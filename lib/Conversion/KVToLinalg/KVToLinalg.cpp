@@ -694,10 +694,44 @@ struct DecodeKernel {
     return planes;
   }
 
-  Value dot(Value x, Value y) {
-    Value prod = arith::MulFOp::create(b, loc, x, y);
-    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, prod,
-                                       kReassoc);
+  Value dot(Value x, Value y) { return treeDot({x}, {y}); }
+
+  /// sum_k x_k . y_k over vectors of one length, as a balanced tree: per
+  /// 16-lane part, the products of the planes in one multiply-add chain;
+  /// the parts added pairwise (no reassociation flags: LLVM would make a
+  /// chain of them again), then one 16-lane reduction. A token's score
+  /// is a latency chain; the tree shortens it from one multiply-add per part
+  /// and plane to about log2 of the parts.
+  Value treeDot(ArrayRef<Value> xs, ArrayRef<Value> ys) {
+    int64_t len = cast<VectorType>(xs.front().getType()).getDimSize(0);
+    int64_t part = len % 16 == 0 ? 16 : len;
+    SmallVector<Value> parts;
+    for (int64_t off = 0; off < len; off += part) {
+      auto slice = [&](Value v) -> Value {
+        if (part == len)
+          return v;
+        return vector::ExtractStridedSliceOp::create(
+            b, loc, v, ArrayRef<int64_t>{off}, ArrayRef<int64_t>{part},
+            ArrayRef<int64_t>{1});
+      };
+      Value acc;
+      for (auto [x, y] : llvm::zip_equal(xs, ys))
+        acc =
+            acc ? math::FmaOp::create(b, loc, slice(x), slice(y), acc)
+                      .getResult()
+                : arith::MulFOp::create(b, loc, slice(x), slice(y)).getResult();
+      parts.push_back(acc);
+    }
+    while (parts.size() > 1) {
+      SmallVector<Value> next;
+      for (size_t i = 0; i + 1 < parts.size(); i += 2)
+        next.push_back(arith::AddFOp::create(b, loc, parts[i], parts[i + 1]));
+      if (parts.size() % 2)
+        next.push_back(parts.back());
+      parts = std::move(next);
+    }
+    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                       parts.front(), kReassoc);
   }
 
   Value idx(int64_t v) { return indexConst(b, loc, v); }
@@ -755,16 +789,8 @@ struct DecodeKernel {
                                     VectorType::get({p}, b.getI8Type())));
                   Value s = targs[0];
                   for (int64_t i = 0; i < g; ++i) {
-                    Value acc =
-                        arith::MulFOp::create(b, loc, planes[0], qs[i][0]);
-                    for (int64_t k = 1; k < e; ++k)
-                      acc =
-                          math::FmaOp::create(b, loc, planes[k], qs[i][k], acc);
                     Value score = arith::AddFOp::create(
-                        b, loc,
-                        vector::ReductionOp::create(
-                            b, loc, vector::CombiningKind::ADD, acc, kReassoc),
-                        bias[i]);
+                        b, loc, treeDot(planes, qs[i]), bias[i]);
                     s = tensor::InsertOp::create(
                         b, loc, score, s,
                         ValueRange{idx(i),
