@@ -649,6 +649,16 @@ def test_decode_attention(fmt, shape):
     check_attention(t, g, None, seed=s + t.bits)
 
 
+@pytest.mark.parametrize("g", [2, 8, 16])
+@pytest.mark.parametrize("fmt,d", [("f32", 16), ("f32", 24), ("i4", 32),
+                                   ("i2", 32), ("i8", 64)])
+def test_decode_attention_group_sizes(fmt, d, g):
+    """More query heads per key/value head (2, 8, 16) and head sizes whose
+    rows are not whole 16-lane vectors (8 and 24 lanes) or are one (16)."""
+    t = cache_type(fmt, (1, 2, 320, d))
+    check_attention(t, g, None, seed=g * d + t.bits)
+
+
 @pytest.mark.parametrize("fmt", ["f32", "bf16", "i4"])
 def test_decode_attention_explicit_scale(fmt):
     b, h, g, s, d = ATTENTION_SHAPES[2]
