@@ -466,3 +466,26 @@ def test_shared_experts_rows(kind, gated, dtype, tokens):
     if gated:
         ref = ref * torch.sigmoid(xt @ g.T)
     assert relative_error(y, ref.numpy()) <= 1e-5
+
+
+def test_experts_rows_past_the_segments_are_zero():
+    """With capacity dropping, moe.experts' rows past the last segment are
+    zero (the kernels for few rows per expert and the transposed products
+    alike)."""
+    rng = np.random.default_rng()
+    d, f, e, k = 32, 48, 4, 2
+    for tokens in (6, 300):
+        x = rng.standard_normal((tokens, d)).astype(np.float32)
+        experts = np.zeros((tokens, k), np.int32)
+        experts[:, 1] = rng.integers(1, e, tokens)
+        w1 = rng.standard_normal((e, f, d)).astype(np.float32)
+        w2 = rng.standard_normal((e, d, f)).astype(np.float32)
+        module = EXPERTS.format(
+            d=d, f=f, e=e, e1=e + 1, k=k, xt="f32", wt="f32", kind="gelu",
+            w3arg="", up="").replace(
+                "{num_experts = 4 : i64}",
+                "{num_experts = 4 : i64, capacity_factor = 0.5 : f64}")
+        y, rows = moka.run(module, "experts", x, experts, w1, w2)
+        kept = int((rows >= 0).sum())
+        assert kept < tokens * k
+        assert not y[kept:].any()

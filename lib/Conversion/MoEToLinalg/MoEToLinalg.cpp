@@ -945,9 +945,8 @@ struct SmallBatchKernel {
           return values;
         });
 
-    // The down projection: y = hidden W2^T.
-    Value y = tensor::EmptyOp::create(
-        b, loc, ArrayRef<OpFoldResult>{n, b.getIndexAttr(d)}, b.getF32Type());
+    // The down projection: y = hidden W2^T (zero past the last segment).
+    Value y = zeroF32(b, loc, {n, b.getIndexAttr(d)});
     return product(y, d, tileFor(d), kBlock, offsets, numExperts,
                    [&](Value e, Value o, ArrayRef<Value> rowIdx) {
                      SmallVector<std::function<Value(Value)>> lhs;
