@@ -386,7 +386,6 @@ def test_experts_rows(kind, dtype, d, f, e, k, tokens):
     expert) and the products on transposed stacks beyond, with f32, f16 and
     bf16 activations and weights."""
     rng = np.random.default_rng()
-    xt = "f32" if dtype == "f32" else dtype
     x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
                      dtype)
     experts = np.stack([rng.permutation(e)[:k] for _ in range(tokens)]
@@ -398,11 +397,10 @@ def test_experts_rows(kind, dtype, d, f, e, k, tokens):
             (rng.standard_normal(shape) / math.sqrt(fan)).astype(np.float32),
             dtype)
     swiglu = kind == "swiglu"
-    wty = dtype
     module = EXPERTS.format(
-        d=d, f=f, e=e, e1=e + 1, k=k, xt=xt, wt=wty, kind=kind,
-        w3arg=f", %w3: tensor<{e}x{f}x{d}x{wty}>" if swiglu else "",
-        up=f" up(%w3 : tensor<{e}x{f}x{d}x{wty}>)" if swiglu else "")
+        d=d, f=f, e=e, e1=e + 1, k=k, xt=dtype, wt=dtype, kind=kind,
+        w3arg=f", %w3: tensor<{e}x{f}x{d}x{dtype}>" if swiglu else "",
+        up=f" up(%w3 : tensor<{e}x{f}x{d}x{dtype}>)" if swiglu else "")
     args = [x, experts, ws["w1"][0], ws["w2"][0]]
     if swiglu:
         args.append(ws["w3"][0])
@@ -431,7 +429,7 @@ func.func @shared(%x: tensor<?x{d}x{dt}>, %s1: tensor<{fs}x{d}x{dt}>, %s2: tenso
 
 @pytest.mark.parametrize("kind,gated", [("swiglu", False), ("swiglu", True),
                                         ("gelu", False)])
-@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
 @pytest.mark.parametrize("tokens", [1, 5, 128, 140])
 def test_shared_experts_rows(kind, gated, dtype, tokens):
     """moe.shared_experts on every token against float64: up to 128 tokens
@@ -469,9 +467,9 @@ def test_shared_experts_rows(kind, gated, dtype, tokens):
 
 
 def test_experts_rows_past_the_segments_are_zero():
-    """With capacity dropping, moe.experts' rows past the last segment are
-    zero (the kernels for few rows per expert and the transposed products
-    alike)."""
+    """With capacity dropping: the kept rows through their experts against
+    float64, and the rows past the last segment zero (the kernels for few
+    rows per expert and the transposed products alike)."""
     rng = np.random.default_rng()
     d, f, e, k = 32, 48, 4, 2
     for tokens in (6, 300):
@@ -489,3 +487,57 @@ def test_experts_rows_past_the_segments_are_zero():
         kept = int((rows >= 0).sum())
         assert kept < tokens * k
         assert not y[kept:].any()
+        # The kept rows, each through its expert (segments in expert order,
+        # the first ceil(0.5 T k / E) assignments of each in token order).
+        ref = np.zeros((kept, d))
+        order = [(int(experts[t, s]), t) for t in range(tokens)
+                 for s in range(k)]
+        cap = math.ceil(0.5 * tokens * k / e)
+        used = [0] * e
+        segments = {ex: [] for ex in range(e)}
+        for ex, t in order:
+            if used[ex] < cap:
+                segments[ex].append(t)
+                used[ex] += 1
+        r = 0
+        for ex in range(e):
+            for t in segments[ex]:
+                h = torch.nn.functional.gelu(
+                    torch.tensor(x[t], dtype=torch.float64)
+                    @ torch.tensor(w1[ex], dtype=torch.float64).T)
+                ref[r] = (h @ torch.tensor(w2[ex], dtype=torch.float64).T
+                          ).numpy()
+                r += 1
+        assert rows[:kept].tolist() == [t for ex in range(e)
+                                        for t in segments[ex]]
+        assert relative_error(y[:kept], ref) <= 1e-5
+
+
+def test_experts_dynamic_model_width():
+    """x with a dynamic model width (the weights' is static): both forms
+    give the op's type, and the rows are right."""
+    rng = np.random.default_rng()
+    d, f, e, k = 32, 48, 4, 2
+    module = """
+func.func @experts(%x: tensor<?x?xf32>, %i: tensor<?x2xi32>, %w1: tensor<4x48x32xf32>, %w2: tensor<4x32x48xf32>, %w3: tensor<4x48x32xf32>) -> tensor<?x?xf32> {
+  %rows, %offsets, %slots = moe.dispatch %i {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<?x2xi32>
+  %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<4x48x32xf32>) : tensor<?x?xf32>, tensor<?xi32>, tensor<5xi32>, tensor<4x48x32xf32>, tensor<4x32x48xf32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+"""
+    w1, w3 = (rng.standard_normal((e, f, d)).astype(np.float32) / 6
+              for _ in range(2))
+    w2 = rng.standard_normal((e, d, f)).astype(np.float32) / 7
+    for tokens in (3, 300):
+        x = rng.standard_normal((tokens, d)).astype(np.float32)
+        experts = np.stack([rng.permutation(e)[:k] for _ in range(tokens)]
+                           ).astype(np.int32)
+        (y,) = moka.run(module, "experts", x, experts, w1, w2, w3)
+        order = sorted((int(experts[t, s]), t) for t in range(tokens)
+                       for s in range(k))
+        xs = torch.tensor(x, dtype=torch.float64)
+        ref = np.stack([
+            ((torch.nn.functional.silu(xs[t] @ torch.tensor(w1[ex]).double().T)
+              * (xs[t] @ torch.tensor(w3[ex]).double().T))
+             @ torch.tensor(w2[ex]).double().T).numpy() for ex, t in order])
+        assert relative_error(y, ref) <= 1e-5

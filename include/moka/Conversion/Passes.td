@@ -71,13 +71,15 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     transposed once and the products are outer-product contractions.
 
     With `cpu-kernels`, SwiGLU and GELU experts with up to 128 rows per
-    expert on average (and 16 dividing d and f) are instead explicit vector
-    code in two `scf.forall`s over column tiles of the expert weights (so
-    that the threads share every selected expert's weights whichever experts
-    are selected): the first computes the gate (and up) projections of 4
-    (8) channels for two segment rows at a time, 16-lane dot products over
-    weight rows read in place, and writes the activated hidden row tile; the
-    second does the same for the down projection. Each selected expert's
+    expert on average (and static d and f that 16 divides) are instead
+    explicit vector code in two `scf.forall`s over column tiles of the
+    expert weights (so that the threads share every selected expert's
+    weights whichever experts are selected): the first computes, for two
+    segment rows at a time, the gate and up projections of 4 channels
+    (SwiGLU: 4 rows each of w1 and w3) or the projections of 8 channels
+    (GELU), 16-lane dot products over weight rows read in place, and writes
+    the activated hidden row tile; the second does the same for the down
+    projection. Each selected expert's
     weights are read once, from memory, and reused from the caches by every
     row of its segment.
 

@@ -79,13 +79,16 @@ std::string checkGPUPipelineOptions(const GPUPipelineOptions &options);
 
 /// `kv` caches expanded into their storage tensors (with the kv ops lowered):
 /// the signatures tools show and the C interface carries. The first passes
-/// of every pipeline; tools run them alone first to read signatures.
+/// of every pipeline; tools run them alone first to read signatures. With
+/// `cpuKernels`, decode attention becomes explicit vector code for CPUs.
 void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false);
 
 /// The first stage of every pipeline: moka's composite ops expanded,
 /// run-time shape checks added, moka's dialects lowered to linalg on
 /// tensors (with activations fused into row tiles of `fusionRowTile` rows
-/// around matrix products when given).
+/// around matrix products when given). With `cpuKernels`, decode attention
+/// and small batches of MoE experts become explicit vector code for CPUs
+/// (convert-kv-to-linalg and convert-moe-to-linalg's `cpu-kernels`).
 void buildLoweringToLinalg(mlir::OpPassManager &pm,
                            std::optional<int64_t> fusionRowTile,
                            bool cpuKernels = false);

@@ -697,9 +697,10 @@ struct DecodeKernel {
   Value dot(Value x, Value y) { return treeDot({x}, {y}); }
 
   /// sum_k x_k . y_k over vectors of one length, as a balanced tree: per
-  /// 16-lane part, the products of the planes in one multiply-add chain;
-  /// the parts added pairwise (no reassociation flags: LLVM would make a
-  /// chain of them again), then one 16-lane reduction. A token's score
+  /// 16-lane part (the whole vector when 16 does not divide its length),
+  /// the products of the planes in one multiply-add chain; the parts added
+  /// pairwise (no reassociation flags: LLVM would make a chain of them
+  /// again), then one reduction. A token's score
   /// is a latency chain; the tree shortens it from one multiply-add per part
   /// and plane to about log2 of the parts.
   Value treeDot(ArrayRef<Value> xs, ArrayRef<Value> ys) {

@@ -722,9 +722,10 @@ Value dotExpertMatmul(OpBuilder &b, Location loc, Value lhs, Value wStack,
 /// each task walks every expert's segment, so the threads split the weights
 /// of whichever experts are selected evenly. Within a task, a register
 /// block of 8 weight rows is dotted with two segment rows at a time (16
-/// accumulators of 16 lanes): the 8 weight rows come from memory for the
-/// first pair and from the caches for the others, so each selected expert's
-/// weights are read from memory once.
+/// accumulators of 16 lanes, with the 8 weight vectors and 2 row vectors of
+/// a step: sized for AVX-512's 32 registers): the 8 weight rows come from
+/// memory for the first pair and from the caches for the others, so each
+/// selected expert's weights are read from memory once.
 struct SmallBatchKernel {
   static constexpr int64_t kBlock = 8;
   static constexpr int64_t kRowsPerStep = 2;
@@ -869,10 +870,15 @@ struct SmallBatchKernel {
     return forall.getResult(0);
   }
 
-  /// The largest of 64, 32, 16 dividing `cols` (a multiple of 16).
+  /// Tasks a product should have, when its columns allow, so that many
+  /// cores share it.
+  static constexpr int64_t kMinTasks = 16;
+
+  /// The largest of 64, 32, 16 dividing `cols` (a multiple of 16) that
+  /// leaves kMinTasks tiles; 16 when none does.
   static int64_t tileFor(int64_t cols) {
     for (int64_t t : {64, 32})
-      if (cols % t == 0)
+      if (cols % t == 0 && cols / t >= kMinTasks)
         return t;
     return 16;
   }
@@ -963,11 +969,12 @@ struct SmallBatchKernel {
   }
 };
 
-/// One scf.forall over experts; each gathers its rows of x as it reads them
-/// and runs its MLP on its segment. Small batches (a few rows per expert)
-/// read the weight stacks in place in the dot form, so each selected
-/// expert's weights are read once; larger ones transpose the stacks once
-/// and use the outer-product register tiles.
+/// With cpu-kernels, SwiGLU and GELU experts with up to 128 rows per expert
+/// run as SmallBatchKernel. Otherwise one scf.forall over experts; each
+/// gathers its rows of x as it reads them and runs its MLP on its segment.
+/// Small batches (a few rows per expert) read the weight stacks in place in
+/// the dot form, so each selected expert's weights are read once; larger
+/// ones transpose the stacks once and use the outer-product register tiles.
 struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
   ExpertsOpLowering(MLIRContext *ctx, bool cpuKernels)
       : OpConversionPattern(ctx), cpuKernels(cpuKernels) {}
@@ -977,10 +984,11 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
 
   /// Rows per expert, on average, up to which the dot form is used.
   static constexpr int64_t kDotRowsPerExpert = 8;
-  /// The same for SmallBatchKernel, which keeps up with the transposed
-  /// stacks' register tiles (and their transposes) up to about 256 rows per
-  /// expert (E = 8, d = 1024, f = 2048: 27 ms against 48 ms at 64 rows, 54
-  /// ms against 117 ms at 128, even at 256, behind at 512).
+  /// The same for SmallBatchKernel. Measured against the transposed
+  /// stacks' register tiles (and their transposes) at E = 8, d = 1024,
+  /// f = 2048: 27 ms against 48 ms at 64 rows per expert, 54 ms against
+  /// 117 ms at 128, even at 256, 20 % behind at 512; 128 keeps the kernel
+  /// where it is clearly ahead.
   static constexpr int64_t kKernelRowsPerExpert = 128;
 
   Value buildExperts(OpBuilder &b, Location loc, moe::ExpertsOp op,
@@ -1119,17 +1127,23 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
       auto ifOp = scf::IfOp::create(
           b, loc, small,
           [&](OpBuilder &tb, Location tl) {
-            Value small =
+            Value out =
                 kernel ? SmallBatchKernel{tb, tl}.build(
                              op.getKind(), adaptor.getInput(),
                              adaptor.getRows(), adaptor.getOffsets(),
                              adaptor.getW1(), adaptor.getW3(), adaptor.getW2())
                        : buildExperts(tb, tl, op, adaptor, /*dotForm=*/true);
-            scf::YieldOp::create(tb, tl, small);
+            // Both branches yield the op's type (the kernel's result has
+            // the weights' static d where the input's may be dynamic).
+            if (out.getType() != op.getType())
+              out = tensor::CastOp::create(tb, tl, op.getType(), out);
+            scf::YieldOp::create(tb, tl, out);
           },
           [&](OpBuilder &eb, Location el) {
-            scf::YieldOp::create(
-                eb, el, buildExperts(eb, el, op, adaptor, /*dotForm=*/false));
+            Value out = buildExperts(eb, el, op, adaptor, /*dotForm=*/false);
+            if (out.getType() != op.getType())
+              out = tensor::CastOp::create(eb, el, op.getType(), out);
+            scf::YieldOp::create(eb, el, out);
           });
       result = ifOp.getResult(0);
     }
