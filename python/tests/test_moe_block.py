@@ -541,3 +541,47 @@ func.func @experts(%x: tensor<?x?xf32>, %i: tensor<?x2xi32>, %w1: tensor<4x48x32
               * (xs[t] @ torch.tensor(w3[ex]).double().T))
              @ torch.tensor(w2[ex]).double().T).numpy() for ex, t in order])
         assert relative_error(y, ref) <= 1e-5
+
+
+DYNAMIC_SHAPES = """
+func.func @experts(%x: tensor<?x?xf32>, %i: tensor<?x2xi32>, %w1: tensor<4x48x32xf32>, %w2: tensor<4x32x48xf32>, %w3: tensor<4x48x32xf32>) -> tensor<?x?xf32> {
+  %rows, %offsets, %slots = moe.dispatch %i {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<?x2xi32>
+  %y = moe.experts swiglu %x, %rows, %offsets, %w1, %w2 up(%w3 : tensor<4x48x32xf32>) : tensor<?x?xf32>, tensor<?xi32>, tensor<5xi32>, tensor<4x48x32xf32>, tensor<4x32x48xf32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+func.func @shared(%x: tensor<?x?xf32>, %s1: tensor<?x?xf32>, %s2: tensor<32x48xf32>) -> tensor<?x?xf32> {
+  %y = moe.shared_experts gelu %x, %s1, %s2 : tensor<?x?xf32>, tensor<?x?xf32>, tensor<32x48xf32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+func.func @combine(%y: tensor<?x32xf32>, %slots: tensor<?x2xi32>, %w: tensor<?x?xf32>) -> tensor<?x32xf32> {
+  %out = moe.combine %y, %slots, %w : tensor<?x32xf32>, tensor<?x2xi32>, tensor<?x?xf32> -> tensor<?x32xf32>
+  return %out : tensor<?x32xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("function, args, message", [
+    ("experts", lambda r: (r((3, 16)), np.array([[0, 1]] * 3, np.int32),
+                           r((4, 48, 32)), r((4, 32, 48)), r((4, 48, 32))),
+     "moe.experts: the input's and the weights' sizes"),
+    ("experts", lambda r: (r((300, 16)), np.array([[0, 1]] * 300, np.int32),
+                           r((4, 48, 32)), r((4, 32, 48)), r((4, 48, 32))),
+     "moe.experts: the input's and the weights' sizes"),
+    ("shared", lambda r: (r((3, 32)), r((48, 16)), r((32, 48))),
+     "moe.shared_experts: the input's and the weights' sizes"),
+    ("shared", lambda r: (r((3, 32)), r((40, 32)), r((32, 48))),
+     "moe.shared_experts: the input's and the weights' sizes"),
+    ("combine", lambda r: (r((6, 32)), np.zeros((3, 2), np.int32),
+                           r((4, 2))),
+     "moe.combine: the slots', weights' and shared output's sizes"),
+])
+def test_dynamic_size_mismatch_is_a_run_time_error(function, args, message):
+    """Sizes that only meet at run time (dynamic dimensions) and disagree
+    are a failed run-time check, not a read out of bounds."""
+    rng = np.random.default_rng()
+
+    def r(shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    with pytest.raises(moka.MokaError, match=message):
+        moka.run(DYNAMIC_SHAPES, function, *args(r))

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <tuple>
 
 namespace moka {
 #define GEN_PASS_DEF_CONVERTMOETOLINALGPASS
@@ -383,6 +384,26 @@ struct RouteOpLowering : OpConversionPattern<moe::RouteOp> {
 Value extractIndex(OpBuilder &b, Location loc, Value t, ValueRange indices) {
   Value v = tensor::ExtractOp::create(b, loc, t, indices);
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+/// Run-time checks that dimension `i` of `x` equals dimension `j` of `y`,
+/// for each (x, i, y, j) where one of the two is dynamic (the verifiers
+/// compare static ones): a mismatch would read out of bounds.
+void checkSameDims(OpBuilder &b, Location loc,
+                   ArrayRef<std::tuple<Value, int64_t, Value, int64_t>> pairs,
+                   StringRef message) {
+  for (auto [x, i, y, j] : pairs) {
+    if (!x || !y)
+      continue;
+    auto xt = cast<RankedTensorType>(x.getType());
+    auto yt = cast<RankedTensorType>(y.getType());
+    if (!xt.isDynamicDim(i) && !yt.isDynamicDim(j))
+      continue;
+    Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                       tensor::DimOp::create(b, loc, x, i),
+                                       tensor::DimOp::create(b, loc, y, j));
+    cf::AssertOp::create(b, loc, same, message);
+  }
 }
 
 Value i32Const(OpBuilder &b, Location loc, int64_t v) {
@@ -1107,6 +1128,16 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     OpBuilder &b = rewriter;
+    Value x = adaptor.getInput(), w1 = adaptor.getW1(), w2 = adaptor.getW2(),
+          w3 = adaptor.getW3();
+    checkSameDims(b, loc,
+                  {{x, 1, w1, 2},
+                   {w2, 1, w1, 2},
+                   {w2, 2, w1, 1},
+                   {w3, 1, w1, 1},
+                   {w3, 2, w1, 2}},
+                  "moe.experts: the input's and the weights' sizes (d, f) "
+                  "must agree");
     auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
     int64_t numExperts = w1Type.getDimSize(0);
     int64_t dStatic = w1Type.getDimSize(2), fStatic = w1Type.getDimSize(1);
@@ -1166,6 +1197,13 @@ struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
     MLIRContext *ctx = b.getContext();
     Value y = adaptor.getExpertOutputs(), slots = adaptor.getSlots(),
           weights = adaptor.getWeights();
+    checkSameDims(b, loc,
+                  {{weights, 0, slots, 0},
+                   {weights, 1, slots, 1},
+                   {adaptor.getShared(), 0, slots, 0},
+                   {adaptor.getShared(), 1, y, 1}},
+                  "moe.combine: the slots', weights' and shared output's "
+                  "sizes (T, k, d) must agree");
     SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, slots, 0),
                                        tensor::getMixedSize(b, loc, y, 1)};
     Value init =
@@ -1270,6 +1308,17 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
     OpBuilder &b = rewriter;
     MLIRContext *ctx = b.getContext();
     Value x = adaptor.getInput();
+    Value w1 = adaptor.getW1(), w2 = adaptor.getW2(), w3 = adaptor.getW3(),
+          gate = adaptor.getGate();
+    checkSameDims(b, loc,
+                  {{x, 1, w1, 1},
+                   {w2, 0, w1, 1},
+                   {w2, 1, w1, 0},
+                   {w3, 0, w1, 0},
+                   {w3, 1, w1, 1},
+                   {gate, 1, w1, 1}},
+                  "moe.shared_experts: the input's and the weights' sizes "
+                  "(d, f) must agree");
     OpFoldResult t = tensor::getMixedSize(b, loc, x, 0);
     OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
     auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
