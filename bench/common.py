@@ -43,6 +43,16 @@ def interleaved(contenders, rounds):
     return times
 
 
+def copy_bandwidth():
+    """Bytes read plus written per second by PyTorch's `copy_` of 32 MB
+    (the best of three medians of five copies)."""
+    import torch
+    big = torch.randn(8 << 20)
+    dst = torch.empty_like(big)
+    copy_ms = min(median_ms(lambda: dst.copy_(big), 5) for _ in range(3))
+    return 2 * big.numel() * 4 / (copy_ms * 1e-3)
+
+
 def ratio(times, a, b):
     """Median over rounds of times[a] / times[b]."""
     return float(np.median(np.array(times[a]) / np.array(times[b])))

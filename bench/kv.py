@@ -28,7 +28,8 @@ contender that would not fit in the memory available (MemAvailable x
         [--batch 1,8] [--formats f32,i8,i4] [--kv-heads 32,8]
 """
 
-from common import interleaved, median_ms, ratio  # first: configures BLAS
+from common import (copy_bandwidth, interleaved, median_ms,  # first: BLAS
+                    ratio)
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -130,11 +131,7 @@ def main():
     formats = args.formats.split(",")
     rng = np.random.default_rng()
 
-    big = torch.randn(8 << 20)
-    dst = torch.empty_like(big)
-    copy_ms = min(median_ms(lambda: dst.copy_(big), 5) for _ in range(3))
-    bandwidth = 2 * big.numel() * 4 / (copy_ms * 1e-3)
-    big = dst = None  # noqa: F841
+    bandwidth = copy_bandwidth()
     budget = mem_available() * args.mem_fraction
 
     print(f"decode attention H_q={hq} D={d}, f32 queries, "

@@ -26,7 +26,8 @@ product). rel err: moka against a float64 evaluation of the same block
         [--tokens 1,16,256,2048]
 """
 
-from common import interleaved, median_ms, ratio  # first: configures BLAS
+from common import (copy_bandwidth, interleaved, median_ms,  # first: BLAS
+                    ratio)
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -194,11 +195,7 @@ def main():
     torch.set_num_threads(os.cpu_count() or 2)
     rng = np.random.default_rng()
 
-    big = torch.randn(8 << 20)
-    dst = torch.empty_like(big)
-    copy_ms = min(median_ms(lambda: dst.copy_(big), 5) for _ in range(3))
-    bandwidth = 2 * big.numel() * 4 / (copy_ms * 1e-3)
-    big = dst = None  # noqa: F841
+    bandwidth = copy_bandwidth()
     print(f"MoE blocks, SwiGLU experts, f32, {torch.get_num_threads()} "
           f"threads; {args.rounds} interleaved rounds; copy bandwidth "
           f"{bandwidth / 1e9:.1f} GB/s")

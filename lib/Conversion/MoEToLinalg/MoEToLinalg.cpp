@@ -1005,11 +1005,11 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
 
   /// Rows per expert, on average, up to which the dot form is used.
   static constexpr int64_t kDotRowsPerExpert = 8;
-  /// The same for SmallBatchKernel. Measured against the transposed
-  /// stacks' register tiles (and their transposes) at E = 8, d = 1024,
-  /// f = 2048: 27 ms against 48 ms at 64 rows per expert, 54 ms against
-  /// 117 ms at 128, even at 256, 20 % behind at 512; 128 keeps the kernel
-  /// where it is clearly ahead.
+  /// The same for SmallBatchKernel. In development A/B runs against the
+  /// transposed stacks' register tiles (and their transposes) at E = 8,
+  /// d = 1024, f = 2048, the kernel took 27 ms against 48 ms at 64 rows per
+  /// expert and 54 against 117 ms at 128, was even at 256 and 20 % behind
+  /// at 512; 128 keeps it where it is clearly ahead.
   static constexpr int64_t kKernelRowsPerExpert = 128;
 
   Value buildExperts(OpBuilder &b, Location loc, moe::ExpertsOp op,
@@ -1322,8 +1322,7 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
     OpFoldResult t = tensor::getMixedSize(b, loc, x, 0);
     OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
     auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
-    bool kernelPossible = cpuKernels && op.getKind() != moe::ExpertKind::kan &&
-                          w1Type.hasStaticShape() &&
+    bool kernelPossible = cpuKernels && w1Type.hasStaticShape() &&
                           w1Type.getDimSize(0) % kDotLanes == 0 &&
                           w1Type.getDimSize(1) % kDotLanes == 0;
     Value y;
