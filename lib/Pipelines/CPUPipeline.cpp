@@ -50,7 +50,7 @@ void moka::buildCacheExpansion(OpPassManager &pm, bool cpuKernels) {
 
 void moka::buildLoweringToLinalg(OpPassManager &pm,
                                  std::optional<int64_t> fusionRowTile,
-                                 bool cpuKernels) {
+                                 bool cpuKernels, bool gpuKernels) {
   buildCacheExpansion(pm, cpuKernels);
   pm.addPass(kan::createKANExpandLayersPass());
   pm.addPass(moe::createMoEDecomposeLayersPass());
@@ -68,6 +68,7 @@ void moka::buildLoweringToLinalg(OpPassManager &pm,
   // MoE first: a GR-KAN expert lowers to kan.rational ops.
   ConvertMoEToLinalgPassOptions moeOptions;
   moeOptions.cpuKernels = cpuKernels;
+  moeOptions.gpuKernels = gpuKernels;
   pm.addPass(createConvertMoEToLinalgPass(moeOptions));
   pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());

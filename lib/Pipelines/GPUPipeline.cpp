@@ -104,12 +104,16 @@ std::string moka::checkGPUPipelineOptions(const GPUPipelineOptions &options) {
 
 void moka::buildGPUPipeline(OpPassManager &pm,
                             const GPUPipelineOptions &options) {
-  buildLoweringToLinalg(pm, /*fusionRowTile=*/std::nullopt);
+  buildLoweringToLinalg(pm, /*fusionRowTile=*/std::nullopt,
+                        /*cpuKernels=*/false, /*gpuKernels=*/true);
   // Kernels cannot read host globals: constants become buffers (freed by
   // the deallocation pipeline like any other).
   buildBufferization(pm, [](OpPassManager &nested) {
     nested.addNestedPass<func::FuncOp>(createCopyGlobalsPass());
   });
+  // Loops already mapped to blocks and threads (the MoE experts' grouped
+  // products) become kernels first.
+  pm.addNestedPass<func::FuncOp>(createMapForallToGPUPass());
 
   // Parallel loops, mapped to blocks of threads, become gpu.launch.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());

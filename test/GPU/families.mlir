@@ -1,9 +1,11 @@
-// Every moka op family compiled for NVIDIA GPUs: PTX whose kernels read and
-// write global memory with one thread per element of the innermost
-// dimension, for sm_80 and sm_90, assembled by ptxas without spills.
+// Every moka op family compiled for NVIDIA GPUs, for sm_80 and sm_90
+// (ptxas.test assembles them): element-wise kernels with one thread per
+// element of the innermost dimension; the MoE experts as grouped products
+// with tiles staged in shared memory.
 
 // RUN: mokac %s --target=nvptx --chip=sm_90 --emit=ptx -o %t.sm90.ptx
 // RUN: FileCheck %s --check-prefix=PTX < %t.sm90.ptx
+// RUN: FileCheck %s --check-prefix=MOE < %t.sm90.ptx
 // RUN: mokac %s --target=nvptx --chip=sm_80 --emit=ptx -o %t.sm80.ptx
 // RUN: FileCheck %s --check-prefix=SM80 < %t.sm80.ptx
 
@@ -21,6 +23,24 @@
 // PTX-DAG: .visible .entry deepseek_kernel
 // PTX-DAG: .visible .entry kv_append_kernel
 // PTX-DAG: .visible .entry kv_attend_kernel
+// The MoE experts' grouped products: 256-thread blocks staging the gathered
+// rows' and the gate and up weights' tiles (16 x 65 words each) in shared
+// memory next to two 64 x 64 accumulator tiles, barriers between the
+// copies and the multiply-adds.
+// MOE: .visible .entry mixtral_kernel_{{[0-9]+}}(
+// MOE: .maxntid 256, 1, 1
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K:[0-9]+]]_0[4160];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_1[4160];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_2[4160];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_3[16384];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_4[16384];
+// MOE: st.shared.b32
+// MOE: bar.sync 0;
+// MOE: ld.global
+// MOE: st.shared.b32
+// MOE: bar.sync 0;
+// MOE: ld.shared.b32
+// MOE: fma.rn.f32
 // SM80: .version 7.0
 // SM80: .target sm_80
 

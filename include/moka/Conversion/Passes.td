@@ -94,11 +94,20 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
   let options = [
     Option<"cpuKernels", "cpu-kernels", "bool", /*default=*/"false",
            "Explicit vector kernels for CPUs (else linalg only)">,
+    Option<"gpuKernels", "gpu-kernels", "bool", /*default=*/"false",
+           "Grouped matrix products mapped to GPU blocks and threads, with "
+           "tiles staged in workgroup memory">,
+    Option<"workgroupMemory", "workgroup-memory", "bool", /*default=*/"true",
+           "With gpu-kernels: tiles in GPU workgroup memory (false: default "
+           "memory, so that the same loops run on a CPU)">,
   ];
   let dependentDialects = [
     "moka::kan::KANDialect",
     "mlir::arith::ArithDialect",
+    "mlir::bufferization::BufferizationDialect",
     "mlir::cf::ControlFlowDialect",
+    "mlir::gpu::GPUDialect",
+    "mlir::memref::MemRefDialect",
     "mlir::linalg::LinalgDialect",
     "mlir::math::MathDialect",
     "mlir::scf::SCFDialect",

@@ -88,10 +88,12 @@ void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false);
 /// tensors (with activations fused into row tiles of `fusionRowTile` rows
 /// around matrix products when given). With `cpuKernels`, decode attention
 /// and small batches of MoE experts become explicit vector code for CPUs
-/// (convert-kv-to-linalg and convert-moe-to-linalg's `cpu-kernels`).
+/// (convert-kv-to-linalg and convert-moe-to-linalg's `cpu-kernels`); with
+/// `gpuKernels`, MoE experts become loops mapped to GPU blocks and threads
+/// (convert-moe-to-linalg's `gpu-kernels`).
 void buildLoweringToLinalg(mlir::OpPassManager &pm,
                            std::optional<int64_t> fusionRowTile,
-                           bool cpuKernels = false);
+                           bool cpuKernels = false, bool gpuKernels = false);
 
 /// One-shot bufferization of whole modules (identity layouts at function
 /// boundaries) and ownership-based deallocation; `beforeDeallocation` adds

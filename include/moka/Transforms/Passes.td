@@ -136,6 +136,29 @@ def LowerDynamicExpandShapePass : Pass<"moka-lower-dynamic-expand-shape"> {
   ];
 }
 
+def MapForallToGPUPass : Pass<"moka-map-forall-to-gpu", "mlir::func::FuncOp"> {
+  let summary = "Turn scf.forall loops mapped to GPU blocks into gpu.launch";
+  let description = [{
+    Each outermost `scf.forall` on buffers whose mapping is `#gpu.block<x>`,
+    `<y>` and `<z>` (normalized bounds, sizes possibly dynamic) becomes a
+    `gpu.launch` whose grid is the loop's sizes and whose body is the loop's
+    body with the induction variables replaced by block ids. Its
+    `memref.alloca`s in the workgroup address space become the launch's
+    workgroup buffers (one per block). The `#gpu.thread` foralls nested in
+    it (static sizes) are then mapped to thread ids by upstream's
+    `mapNestedForallToThreadsImpl` (the code of the transform op
+    `gpu.map_nested_forall_to_threads`), with a barrier after each; the
+    block has as many threads as the largest of them.
+  }];
+  let dependentDialects = [
+    "mlir::affine::AffineDialect",
+    "mlir::arith::ArithDialect",
+    "mlir::gpu::GPUDialect",
+    "mlir::memref::MemRefDialect",
+    "mlir::scf::SCFDialect",
+  ];
+}
+
 def MapParallelLoopsToGPUPass : Pass<"moka-map-parallel-loops-to-gpu", "mlir::func::FuncOp"> {
   let summary = "Tile outermost scf.parallel loops into GPU blocks and threads";
   let description = [{

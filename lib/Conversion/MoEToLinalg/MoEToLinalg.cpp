@@ -6,15 +6,19 @@
 
 #include "moka/Conversion/MoEToLinalg/MoEToLinalg.h"
 #include "moka/Conversion/Passes.h"
+#include "moka/Conversion/Utils/GPUKernelBuilder.h"
 #include "moka/Dialect/KAN/IR/KANDialect.h"
 #include "moka/Dialect/KAN/IR/KANOps.h"
 #include "moka/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -628,6 +632,23 @@ Value transpose2d(OpBuilder &b, Location loc, Value w) {
       .getResult()[0];
 }
 
+/// The expert function on f32 scalars: silu(g) * u, or gelu(g) without u.
+Value activateScalar(OpBuilder &b, Location loc, Value g, Value u) {
+  if (u) {
+    Value neg = arith::NegFOp::create(b, loc, g);
+    Value den = arith::AddFOp::create(b, loc, math::ExpOp::create(b, loc, neg),
+                                      f32Const(b, loc, 1.0));
+    Value silu = arith::DivFOp::create(b, loc, g, den);
+    return arith::MulFOp::create(b, loc, silu, u);
+  }
+  // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
+  Value erf = math::ErfOp::create(
+      b, loc, arith::MulFOp::create(b, loc, g, f32Const(b, loc, M_SQRT1_2)));
+  Value half = arith::MulFOp::create(b, loc, g, f32Const(b, loc, 0.5));
+  return arith::MulFOp::create(
+      b, loc, half, arith::AddFOp::create(b, loc, erf, f32Const(b, loc, 1.0)));
+}
+
 /// The expert function on f32 pre-activations: silu(g) * u or gelu(g).
 Value activate(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                Value g, Value u) {
@@ -635,28 +656,14 @@ Value activate(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
   AffineMap id = AffineMap::get(
       2, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
   if (u)
-    return mapF32(
-        b, loc, sizes, ValueRange{g, u}, {id, id},
-        [](OpBuilder &nb, Location nl, ValueRange a) {
-          Value neg = arith::NegFOp::create(nb, nl, a[0]);
-          Value den = arith::AddFOp::create(
-              nb, nl, math::ExpOp::create(nb, nl, neg), f32Const(nb, nl, 1.0));
-          Value silu = arith::DivFOp::create(nb, nl, a[0], den);
-          return arith::MulFOp::create(nb, nl, silu, a[1]).getResult();
-        });
-  return mapF32(
-      b, loc, sizes, ValueRange{g}, {id},
-      [](OpBuilder &nb, Location nl, ValueRange a) {
-        // Exact GELU: x/2 (1 + erf(x / sqrt 2)).
-        Value erf = math::ErfOp::create(
-            nb, nl,
-            arith::MulFOp::create(nb, nl, a[0], f32Const(nb, nl, M_SQRT1_2)));
-        Value half = arith::MulFOp::create(nb, nl, a[0], f32Const(nb, nl, 0.5));
-        return arith::MulFOp::create(
-                   nb, nl, half,
-                   arith::AddFOp::create(nb, nl, erf, f32Const(nb, nl, 1.0)))
-            .getResult();
-      });
+    return mapF32(b, loc, sizes, ValueRange{g, u}, {id, id},
+                  [](OpBuilder &nb, Location nl, ValueRange a) {
+                    return activateScalar(nb, nl, a[0], a[1]);
+                  });
+  return mapF32(b, loc, sizes, ValueRange{g}, {id},
+                [](OpBuilder &nb, Location nl, ValueRange a) {
+                  return activateScalar(nb, nl, a[0], Value());
+                });
 }
 
 Value zeroF32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes) {
@@ -990,18 +997,249 @@ struct SmallBatchKernel {
   }
 };
 
-/// With cpu-kernels, SwiGLU and GELU experts with up to 128 rows per expert
-/// run as SmallBatchKernel. Otherwise one scf.forall over experts; each
+/// moe.experts as grouped matrix products for GPUs, in two kernels (gate
+/// and up with the activation, then down), each an `scf.forall` over
+/// blocks (column tile, row tile, expert) mapped to `#gpu.block` ids whose
+/// body stages operand tiles in workgroup memory:
+///   - a block takes 64 rows of its expert's segment (blocks past the end
+///     of the segment do nothing) and 64 output columns;
+///   - per step of `tk` along the contraction, 256 threads copy the
+///     segment rows' tile (gathered through `rows`) and the weights' tile
+///     into workgroup memory, transposed, with consecutive threads reading
+///     consecutive elements of a row, so global reads are coalesced and
+///     each is made once per block;
+///   - each thread then accumulates a 4 x 4 tile of outputs (rows and
+///     columns 16 apart, so a warp reads consecutive words) from the
+///     staged tiles; the accumulators live in workgroup memory between
+///     steps, since the thread loops of one step are separate `scf.forall`s
+///     (upstream's thread mapping puts a barrier after each);
+///   - the last loop applies the epilogue (the activation) and writes.
+/// The thread loops are `#gpu.thread<linear_dim_0>` foralls, so the same IR
+/// also runs on a CPU one thread loop after another; moka-map-forall-to-gpu
+/// turns the block loops into gpu.launch. Rows past the last segment are
+/// zero. Any d and f (bounds checked per element), any element type of x and
+/// the weights (converted to f32 as they are staged).
+struct GPUExpertKernel {
+  static constexpr int64_t kTile = 64;
+  static constexpr int64_t kSide = 16;
+  static constexpr int64_t kMicro = kTile / kSide;
+  /// Steps along the contraction: 16 with two weight operands (gate and up:
+  /// 44.5 KB of workgroup memory), else 32 (32.5 KB); both under the 48 KB
+  /// a block may have statically.
+  static constexpr int64_t kStepPair = 16, kStepSingle = 32;
+
+  OpBuilder &b;
+  Location loc;
+  GPUKernelBuilder k;
+
+  GPUExpertKernel(OpBuilder &b, Location loc, bool workgroupMemory)
+      : b(b), loc(loc), k{b, loc, workgroupMemory, kSide * kSide} {}
+
+  /// out[lo_e + r, c] = epilogue(sum_i lhs[row(r), i] * wa[e, c, i], the
+  /// same with wb) for r in expert e's segment and c < cols, where row(r)
+  /// is rows[lo_e + r] with `rows`, else lo_e + r.
+  void
+  product(Value lhs, Value rows, Value offsets, Value numExperts, Value numRows,
+          Value wa, Value wb, Value depth, Value cols, Value out,
+          function_ref<Value(OpBuilder &, Location, Value, Value)> epilogue) {
+    int64_t tk = wb ? kStepPair : kStepSingle;
+    int64_t threads = k.threadCount;
+    OpBuilder::InsertionGuard guard(b);
+    SmallVector<Value> ids =
+        k.blocks({k.tiles(cols, kTile), k.tiles(numRows, kTile), numExperts});
+    Value c0 = k.mul(ids[0], k.index(kTile));
+    Value r0 = k.mul(ids[1], k.index(kTile));
+    Value e = ids[2];
+    Value lo = k.loadIndex(offsets, {e});
+    Value count = arith::SubIOp::create(
+        b, loc, k.loadIndex(offsets, {k.add(e, k.index(1))}), lo);
+    // Staged tiles, transposed ([i][row], [i][col]) and padded by one word
+    // per line so that the transposing stores do not conflict on banks.
+    Value aTile = k.tile({tk, kTile + 1});
+    Value waTile = k.tile({tk, kTile + 1});
+    Value wbTile = wb ? k.tile({tk, kTile + 1}) : Value();
+    SmallVector<Value> accs = {k.tile({kTile, kTile})};
+    if (wb)
+      accs.push_back(k.tile({kTile, kTile}));
+    // Blocks past the end of the segment do nothing.
+    k.when(k.less(r0, count), [&] {
+      k.threads([&](Value t) {
+        k.repeat(kTile * kTile / threads, [&](Value q) {
+          Value i = k.add(t, k.mul(q, k.index(threads)));
+          Value r = k.divConst(i, kTile), c = k.remConst(i, kTile);
+          for (Value acc : accs)
+            memref::StoreOp::create(b, loc, k.f32(0.0), acc, ValueRange{r, c});
+        });
+      });
+      auto steps = scf::ForOp::create(b, loc, k.index(0), depth, k.index(tk));
+      {
+        OpBuilder::InsertionGuard g2(b);
+        b.setInsertionPoint(steps.getBody()->getTerminator());
+        stage(steps.getInductionVar(), tk, lhs, rows, lo, count, r0, c0, e, wa,
+              wb, depth, cols, aTile, waTile, wbTile);
+        accumulate(tk, aTile, waTile, wbTile, accs);
+      }
+      // Epilogue and writes: consecutive threads write consecutive columns.
+      k.threads([&](Value t) {
+        Value ty = k.divConst(t, kSide), tx = k.remConst(t, kSide);
+        for (int64_t i = 0; i < kMicro; ++i)
+          for (int64_t j = 0; j < kMicro; ++j) {
+            Value tr = k.add(ty, k.index(i * kSide));
+            Value tc = k.add(tx, k.index(j * kSide));
+            Value r = k.add(r0, tr), c = k.add(c0, tc);
+            k.when(k.both(k.less(r, count), k.less(c, cols)), [&] {
+              Value g =
+                  memref::LoadOp::create(b, loc, accs[0], ValueRange{tr, tc});
+              Value u = accs.size() > 1
+                            ? memref::LoadOp::create(b, loc, accs[1],
+                                                     ValueRange{tr, tc})
+                                  .getResult()
+                            : Value();
+              memref::StoreOp::create(b, loc, epilogue(b, loc, g, u), out,
+                                      ValueRange{k.add(lo, r), c});
+            });
+          }
+      });
+    });
+  }
+
+  /// Copies the step at `i0` of the segment rows and of the weights into
+  /// the tiles: element q of a tile is (i = q % tk, line = q / tk), so a
+  /// warp reads runs of tk consecutive words of a row.
+  void stage(Value i0, int64_t tk, Value lhs, Value rows, Value lo, Value count,
+             Value r0, Value c0, Value e, Value wa, Value wb, Value depth,
+             Value cols, Value aTile, Value waTile, Value wbTile) {
+    int64_t threads = k.threadCount;
+    k.threads([&](Value t) {
+      k.repeat(tk * kTile / threads, [&](Value q) {
+        Value flat = k.add(t, k.mul(q, k.index(threads)));
+        Value ii = k.remConst(flat, tk), line = k.divConst(flat, tk);
+        Value i = k.add(i0, ii);
+        Value inDepth = k.less(i, depth);
+        Value r = k.add(r0, line);
+        Value a = k.loadOrZero(k.both(inDepth, k.less(r, count)), [&] {
+          Value row = rows ? k.loadIndex(rows, {k.add(lo, r)}) : k.add(lo, r);
+          return k.loadF32(lhs, {row, i});
+        });
+        memref::StoreOp::create(b, loc, a, aTile, ValueRange{ii, line});
+        Value c = k.add(c0, line);
+        Value inCols = k.both(inDepth, k.less(c, cols));
+        for (auto [weights, wTile] :
+             {std::pair(wa, waTile), std::pair(wb, wbTile)}) {
+          if (!weights)
+            continue;
+          Value w = weights;
+          Value v = k.loadOrZero(inCols, [&] {
+            return k.loadF32(w, {e, c, i});
+          });
+          memref::StoreOp::create(b, loc, v, wTile, ValueRange{ii, line});
+        }
+      });
+    });
+  }
+
+  /// Thread (ty, tx) adds the step's products to its outputs, rows ty + 16 i
+  /// and columns tx + 16 j, in registers, then stores them back.
+  void accumulate(int64_t tk, Value aTile, Value waTile, Value wbTile,
+                  ArrayRef<Value> accs) {
+    k.threads([&](Value t) {
+      Value ty = k.divConst(t, kSide), tx = k.remConst(t, kSide);
+      SmallVector<Value> rowOf, colOf, init;
+      for (int64_t i = 0; i < kMicro; ++i) {
+        rowOf.push_back(k.add(ty, k.index(i * kSide)));
+        colOf.push_back(k.add(tx, k.index(i * kSide)));
+      }
+      for (Value acc : accs)
+        for (int64_t i = 0; i < kMicro; ++i)
+          for (int64_t j = 0; j < kMicro; ++j)
+            init.push_back(memref::LoadOp::create(
+                b, loc, acc, ValueRange{rowOf[i], colOf[j]}));
+      auto inner = scf::ForOp::create(
+          b, loc, k.index(0), k.index(tk), k.index(1), init,
+          [&](OpBuilder &nb, Location nl, Value ii, ValueRange carried) {
+            SmallVector<Value> av, next;
+            for (int64_t i = 0; i < kMicro; ++i)
+              av.push_back(memref::LoadOp::create(nb, nl, aTile,
+                                                  ValueRange{ii, rowOf[i]}));
+            unsigned slot = 0;
+            for (Value wTile : {waTile, wbTile}) {
+              if (!wTile)
+                continue;
+              SmallVector<Value> wv;
+              for (int64_t j = 0; j < kMicro; ++j)
+                wv.push_back(memref::LoadOp::create(nb, nl, wTile,
+                                                    ValueRange{ii, colOf[j]}));
+              for (int64_t i = 0; i < kMicro; ++i)
+                for (int64_t j = 0; j < kMicro; ++j)
+                  next.push_back(math::FmaOp::create(nb, nl, av[i], wv[j],
+                                                     carried[slot++]));
+            }
+            scf::YieldOp::create(nb, nl, next);
+          });
+      unsigned slot = 0;
+      for (Value acc : accs)
+        for (int64_t i = 0; i < kMicro; ++i)
+          for (int64_t j = 0; j < kMicro; ++j)
+            memref::StoreOp::create(b, loc, inner.getResult(slot++), acc,
+                                    ValueRange{rowOf[i], colOf[j]});
+    });
+  }
+
+  /// y[n, d] (f32) for `kind` experts on stacks w1, w3 [E, f, d] and
+  /// w2 [E, d, f]; rows null means row i of segment e is x's row
+  /// offsets[e] + i.
+  Value build(moe::ExpertKind kind, Value x, Value rows, Value offsets,
+              Value w1, Value w3, Value w2) {
+    Value xBuf = k.readBuffer(x), w1Buf = k.readBuffer(w1),
+          w2Buf = k.readBuffer(w2);
+    Value w3Buf = w3 ? k.readBuffer(w3) : Value();
+    Value rowsBuf = rows ? k.readBuffer(rows) : Value();
+    Value offBuf = k.readBuffer(offsets);
+    Value n = memref::DimOp::create(b, loc, rows ? rowsBuf : xBuf, 0);
+    Value numExperts = memref::DimOp::create(b, loc, w1Buf, 0);
+    Value f = memref::DimOp::create(b, loc, w1Buf, 1);
+    Value d = memref::DimOp::create(b, loc, w1Buf, 2);
+    auto matrix = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                                  b.getF32Type());
+    Value h = memref::AllocOp::create(b, loc, matrix, ValueRange{n, f});
+    bool swiglu = kind == moe::ExpertKind::swiglu;
+    product(xBuf, rowsBuf, offBuf, numExperts, n, w1Buf,
+            swiglu ? w3Buf : Value(), d, f, h,
+            [](OpBuilder &nb, Location nl, Value g, Value u) {
+              return activateScalar(nb, nl, g, u);
+            });
+    Value y = memref::AllocOp::create(b, loc, matrix, ValueRange{n, d});
+    // Rows past the last segment (dropped assignments) are zero.
+    Value total = k.loadIndex(offBuf, {numExperts});
+    Value tail = memref::SubViewOp::create(
+        b, loc, y, ArrayRef<OpFoldResult>{total, b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{
+            arith::SubIOp::create(b, loc, n, total).getResult(), d},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    linalg::FillOp::create(b, loc, ValueRange{k.f32(0.0)}, ValueRange{tail});
+    product(h, Value(), offBuf, numExperts, n, w2Buf, Value(), f, d, y,
+            [](OpBuilder &, Location, Value g, Value) { return g; });
+    return bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get(matrix.getShape(), b.getF32Type()), y,
+        /*restrict=*/true, /*writable=*/true);
+  }
+};
+
+/// With gpu-kernels, SwiGLU and GELU experts run as GPUExpertKernel. With
+/// cpu-kernels, those with up to 128 rows per expert run as
+/// SmallBatchKernel. Otherwise one scf.forall over experts; each
 /// gathers its rows of x as it reads them and runs its MLP on its segment.
 /// Small batches (a few rows per expert) read the weight stacks in place in
 /// the dot form, so each selected expert's weights are read once; larger
 /// ones transpose the stacks once and use the outer-product register tiles.
 struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
-  ExpertsOpLowering(MLIRContext *ctx, bool cpuKernels)
-      : OpConversionPattern(ctx), cpuKernels(cpuKernels) {}
+  ExpertsOpLowering(MLIRContext *ctx, const MoEKernelOptions &kernels)
+      : OpConversionPattern(ctx), cpuKernels(kernels.cpuKernels),
+        kernels(kernels) {}
 
   /// Small batches of SwiGLU and GELU experts as SmallBatchKernel.
   bool cpuKernels;
+  MoEKernelOptions kernels;
 
   /// Rows per expert, on average, up to which the dot form is used.
   static constexpr int64_t kDotRowsPerExpert = 8;
@@ -1138,6 +1376,12 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
                    {w3, 2, w1, 2}},
                   "moe.experts: the input's and the weights' sizes (d, f) "
                   "must agree");
+    if (kernels.gpuKernels && op.getKind() != moe::ExpertKind::kan) {
+      Value y = GPUExpertKernel{b, loc, kernels.workgroupMemory}.build(
+          op.getKind(), x, adaptor.getRows(), adaptor.getOffsets(), w1, w3, w2);
+      rewriter.replaceOpWithNewOp<tensor::CastOp>(op, op.getType(), y);
+      return success();
+    }
     auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
     int64_t numExperts = w1Type.getDimSize(0);
     int64_t dStatic = w1Type.getDimSize(2), fStatic = w1Type.getDimSize(1);
@@ -1253,11 +1497,13 @@ struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
 /// The shared experts' MLP on every token, gated by sigmoid(x gate^T) when
 /// a gate is given.
 struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
-  SharedExpertsOpLowering(MLIRContext *ctx, bool cpuKernels)
-      : OpConversionPattern(ctx), cpuKernels(cpuKernels) {}
+  SharedExpertsOpLowering(MLIRContext *ctx, const MoEKernelOptions &kernels)
+      : OpConversionPattern(ctx), cpuKernels(kernels.cpuKernels),
+        kernels(kernels) {}
 
   /// Up to 128 tokens through SmallBatchKernel (one expert, every token).
   bool cpuKernels;
+  MoEKernelOptions kernels;
   static constexpr int64_t kKernelTokens = 128;
 
   /// The products on transposed weights.
@@ -1277,10 +1523,11 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
                      zeroF32(b, loc, {t, d}));
   }
 
-  /// The same as one expert of SmallBatchKernel over all tokens: weights
-  /// `[o, c]` viewed as stacks `[1, o, c]`, one segment [0, T).
+  /// One expert of SmallBatchKernel (or GPUExpertKernel) over all tokens:
+  /// weights `[o, c]` viewed as stacks `[1, o, c]`, one segment [0, T).
   static Value kernel(OpBuilder &b, Location loc, moe::SharedExpertsOp op,
-                      Value x, OpAdaptor adaptor) {
+                      Value x, OpAdaptor adaptor,
+                      std::optional<bool> gpuWorkgroupMemory = std::nullopt) {
     auto stack = [&](Value w) -> Value {
       if (!w)
         return w;
@@ -1296,6 +1543,10 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
     Value offsets = tensor::FromElementsOp::create(
         b, loc, RankedTensorType::get({2}, b.getI32Type()),
         ValueRange{i32Const(b, loc, 0), t});
+    if (gpuWorkgroupMemory)
+      return GPUExpertKernel{b, loc, *gpuWorkgroupMemory}.build(
+          op.getKind(), x, Value(), offsets, stack(adaptor.getW1()),
+          stack(adaptor.getW3()), stack(adaptor.getW2()));
     return SmallBatchKernel{b, loc}.build(
         op.getKind(), x, Value(), offsets, stack(adaptor.getW1()),
         stack(adaptor.getW3()), stack(adaptor.getW2()));
@@ -1326,7 +1577,11 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
                           w1Type.getDimSize(0) % kDotLanes == 0 &&
                           w1Type.getDimSize(1) % kDotLanes == 0;
     Value y;
-    if (!kernelPossible) {
+    if (kernels.gpuKernels) {
+      y = kernel(b, loc, op, x, adaptor, kernels.workgroupMemory);
+      if (y.getType() != op.getType())
+        y = tensor::CastOp::create(b, loc, op.getType(), y);
+    } else if (!kernelPossible) {
       y = products(b, loc, x, adaptor);
     } else {
       // The form is chosen at run time from the number of tokens.
@@ -1381,12 +1636,14 @@ struct ConvertMoEToLinalgPass
     target.addIllegalDialect<moe::MoEDialect>();
     // kan ops are legal here: GR-KAN experts become kan.rational ops that
     // convert-kan-to-linalg lowers next.
-    target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
-                           kan::KANDialect, linalg::LinalgDialect,
-                           math::MathDialect, scf::SCFDialect,
-                           tensor::TensorDialect, vector::VectorDialect>();
+    target.addLegalDialect<
+        arith::ArithDialect, bufferization::BufferizationDialect,
+        cf::ControlFlowDialect, kan::KANDialect, linalg::LinalgDialect,
+        math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
+        tensor::TensorDialect, vector::VectorDialect>();
     RewritePatternSet patterns(ctx);
-    populateMoEToLinalgConversionPatterns(patterns, cpuKernels);
+    populateMoEToLinalgConversionPatterns(
+        patterns, MoEKernelOptions{cpuKernels, gpuKernels, workgroupMemory});
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       return signalPassFailure();
@@ -1401,10 +1658,10 @@ struct ConvertMoEToLinalgPass
 
 } // namespace
 
-void moka::populateMoEToLinalgConversionPatterns(RewritePatternSet &patterns,
-                                                 bool cpuKernels) {
+void moka::populateMoEToLinalgConversionPatterns(
+    RewritePatternSet &patterns, const MoEKernelOptions &kernels) {
   patterns.add<RouteOpLowering, DispatchOpLowering, CombineOpLowering>(
       patterns.getContext());
   patterns.add<ExpertsOpLowering, SharedExpertsOpLowering>(
-      patterns.getContext(), cpuKernels);
+      patterns.getContext(), kernels);
 }

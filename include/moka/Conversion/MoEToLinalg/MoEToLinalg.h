@@ -11,10 +11,20 @@
 
 namespace moka {
 
-/// With `cpuKernels`, small batches of experts become explicit vector code
-/// for CPUs (see convert-moe-to-linalg).
-void populateMoEToLinalgConversionPatterns(mlir::RewritePatternSet &patterns,
-                                           bool cpuKernels = false);
+/// How moe.experts and moe.shared_experts lower (see convert-moe-to-linalg).
+struct MoEKernelOptions {
+  /// Small batches as explicit vector code for CPUs.
+  bool cpuKernels = false;
+  /// Grouped matrix products with tiles staged in workgroup memory, in
+  /// loops mapped to GPU blocks and threads.
+  bool gpuKernels = false;
+  /// With gpuKernels: the tiles in GPU workgroup memory (else in default
+  /// memory, so that the same loops run on a CPU).
+  bool workgroupMemory = true;
+};
+
+void populateMoEToLinalgConversionPatterns(
+    mlir::RewritePatternSet &patterns, const MoEKernelOptions &kernels = {});
 
 } // namespace moka
 

@@ -1,0 +1,172 @@
+"""The GPU kernels of moe.experts and moe.shared_experts
+(convert-moe-to-linalg's `gpu-kernels`) in their CPU form
+(`workgroup-memory=false`): the same loops over blocks and threads, tiles,
+staging, bounds checks and epilogues that moka-map-forall-to-gpu maps to a
+GPU, run on the CPU with each thread loop run to completion before the next
+(what the barrier after each guarantees on a GPU), against float64. These
+run on every machine; test_gpu.py runs the mapped kernels where a GPU is."""
+
+import math
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+import moka
+from moka.reference import relative_error
+from moka.tools import find_tool
+
+from test_moe_block import (EXPERTS, SHARED, _encode, block, mixtral_block,
+                            random_block)
+
+
+def gpu_form(module):
+    """`module` with its moe ops lowered as the GPU pipeline does, with the
+    tiles in default memory."""
+    lowered = subprocess.run(
+        [find_tool("moka-opt"), "-", "--moe-decompose-layers",
+         "--convert-moe-to-linalg=gpu-kernels workgroup-memory=false"],
+        input=module, capture_output=True, text=True, check=True).stdout
+    assert "#gpu.block<z>" in lowered and "#gpu.thread<linear_dim_0>" in lowered
+    return lowered
+
+
+def expert_reference(x64, experts, ws, swiglu, d):
+    """Each dispatched row (expert order, token order within) through its
+    expert in float64."""
+    tokens, k = experts.shape
+    w1, w2, w3 = (torch.tensor(ws[n][1]) for n in ("w1", "w2", "w3"))
+    xs = torch.tensor(x64)
+    order = sorted((int(experts[t, s]), t) for t in range(tokens)
+                   for s in range(k))
+    ref = np.zeros((tokens * k, d))
+    for r, (ex, t) in enumerate(order):
+        g = xs[t] @ w1[ex].T
+        h = (torch.nn.functional.silu(g) * (xs[t] @ w3[ex].T) if swiglu
+             else torch.nn.functional.gelu(g))
+        ref[r] = (h @ w2[ex].T).numpy()
+    return ref, [t for _, t in order]
+
+
+@pytest.mark.parametrize("kind", ["swiglu", "gelu"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
+@pytest.mark.parametrize("d,f,e,k,tokens", [
+    (48, 80, 4, 2, 1),      # one row per expert, partial column tiles
+    (72, 100, 8, 2, 37),    # d and f not multiples of the tiles or steps
+    (64, 128, 3, 2, 150),   # segments of more than one row tile
+    (130, 40, 5, 3, 9),     # d over two column tiles, f under one step
+])
+def test_experts_rows(kind, dtype, d, f, e, k, tokens):
+    rng = np.random.default_rng()
+    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
+                     dtype)
+    experts = np.stack([rng.permutation(e)[:k] for _ in range(tokens)]
+                       ).astype(np.int32)
+    ws = {n: _encode((rng.standard_normal(shape) / math.sqrt(fan)
+                      ).astype(np.float32), dtype)
+          for n, shape, fan in (("w1", (e, f, d), d), ("w2", (e, d, f), f),
+                                ("w3", (e, f, d), d))}
+    swiglu = kind == "swiglu"
+    module = EXPERTS.format(
+        d=d, f=f, e=e, e1=e + 1, k=k, xt=dtype, wt=dtype, kind=kind,
+        w3arg=f", %w3: tensor<{e}x{f}x{d}x{dtype}>" if swiglu else "",
+        up=f" up(%w3 : tensor<{e}x{f}x{d}x{dtype}>)" if swiglu else "")
+    args = [x, experts, ws["w1"][0], ws["w2"][0]]
+    if swiglu:
+        args.append(ws["w3"][0])
+    y, rows = moka.run(gpu_form(module), "experts", *args)
+    ref, order = expert_reference(x64, experts, ws, swiglu, d)
+    assert rows.tolist() == order
+    assert relative_error(y, ref) <= 1e-5
+
+
+def test_experts_rows_past_the_segments_are_zero():
+    """Capacity dropping: kept rows against float64, the rest zero."""
+    rng = np.random.default_rng()
+    d, f, e, k, tokens = 40, 56, 4, 2, 90
+    x = rng.standard_normal((tokens, d)).astype(np.float32)
+    experts = np.zeros((tokens, k), np.int32)
+    experts[:, 1] = rng.integers(1, e, tokens)
+    ws = {n: _encode((rng.standard_normal(shape) / math.sqrt(shape[2])
+                      ).astype(np.float32), "f32")
+          for n, shape in (("w1", (e, f, d)), ("w2", (e, d, f)),
+                           ("w3", (e, f, d)))}
+    module = EXPERTS.format(
+        d=d, f=f, e=e, e1=e + 1, k=k, xt="f32", wt="f32", kind="gelu",
+        w3arg="", up="").replace(
+            "{num_experts = 4 : i64}",
+            "{num_experts = 4 : i64, capacity_factor = 0.5 : f64}")
+    y, rows = moka.run(gpu_form(module), "experts", x, experts,
+                       ws["w1"][0], ws["w2"][0])
+    kept = int((rows >= 0).sum())
+    assert 0 < kept < tokens * k
+    assert not y[kept:].any()
+    cap = math.ceil(0.5 * tokens * k / e)
+    used = [0] * e
+    order = []
+    for t in range(tokens):
+        for s in range(k):
+            ex = int(experts[t, s])
+            if used[ex] < cap:
+                used[ex] += 1
+                order.append((ex, t))
+    order.sort()
+    w1, w2 = torch.tensor(ws["w1"][1]), torch.tensor(ws["w2"][1])
+    ref = np.stack([
+        (torch.nn.functional.gelu(torch.tensor(x[t], dtype=torch.float64)
+                                  @ w1[ex].T) @ w2[ex].T).numpy()
+        for ex, t in order])
+    assert rows[:kept].tolist() == [t for _, t in order]
+    assert relative_error(y[:kept], ref) <= 1e-5
+
+
+@pytest.mark.parametrize("kind,gated", [("swiglu", False), ("swiglu", True),
+                                        ("gelu", False)])
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("tokens", [1, 70, 129])
+def test_shared_experts_rows(kind, gated, dtype, tokens):
+    rng = np.random.default_rng()
+    d, fs = 96, 80
+    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
+                     dtype)
+    w = {n: _encode((rng.standard_normal(shape) / math.sqrt(shape[1])
+                     ).astype(np.float32), dtype)
+         for n, shape in (("s1", (fs, d)), ("s2", (d, fs)), ("s3", (fs, d)),
+                          ("g", (1, d)))}
+    swiglu = kind == "swiglu"
+    args, up, gate = "", "", ""
+    inputs = [x, w["s1"][0], w["s2"][0]]
+    if swiglu:
+        args += f", %s3: tensor<{fs}x{d}x{dtype}>"
+        up = f" up(%s3 : tensor<{fs}x{d}x{dtype}>)"
+        inputs.append(w["s3"][0])
+    if gated:
+        args += f", %g: tensor<1x{d}x{dtype}>"
+        gate = f" gate(%g : tensor<1x{d}x{dtype}>)"
+        inputs.append(w["g"][0])
+    module = SHARED.format(d=d, fs=fs, dt=dtype, args=args, kind=kind, up=up,
+                           gate=gate)
+    (y,) = moka.run(gpu_form(module), "shared", *inputs)
+    xt = torch.tensor(x64)
+    s1, s2, s3, g = (torch.tensor(w[n][1]) for n in ("s1", "s2", "s3", "g"))
+    h = (torch.nn.functional.silu(xt @ s1.T) * (xt @ s3.T) if swiglu
+         else torch.nn.functional.gelu(xt @ s1.T))
+    ref = h @ s2.T
+    if gated:
+        ref = ref * torch.sigmoid(xt @ g.T)
+    assert relative_error(y, ref.numpy()) <= 1e-5
+
+
+@pytest.mark.parametrize("tokens", [1, 16, 130])
+def test_mixtral_block(tokens):
+    """The whole block (route, dispatch, the expert kernels, combine) against
+    HF's MixtralSparseMoeBlock in float64, experts chosen identically."""
+    rng = np.random.default_rng()
+    d, e, f, k = 64, 8, 96, 2
+    x, wg, w1, w2, w3 = random_block(rng, tokens, d, e, f)
+    out, chosen = moka.run(gpu_form(block(d, e, f, k)), "block", x, wg, w1,
+                           w2, w3)
+    ref, ref_chosen = mixtral_block(x, wg, w1, w2, w3, k)
+    assert (np.sort(chosen, 1) == np.sort(ref_chosen, 1)).all()
+    assert relative_error(out, ref) <= 1e-5

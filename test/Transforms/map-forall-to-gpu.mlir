@@ -1,0 +1,117 @@
+// RUN: moka-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(func.func(moka-map-forall-to-gpu))' | FileCheck %s
+
+// A block loop (dynamic x, static y) becomes a gpu.launch over that grid;
+// its workgroup allocas become the launch's workgroup buffers; the thread
+// loops (128 and 256 threads: the block has 256) are mapped to thread ids,
+// the smaller one predicated, with a barrier after each.
+// CHECK-LABEL: func.func @kernel
+// CHECK-SAME:    (%[[IN:.*]]: memref<?xf32>, %[[OUT:.*]]: memref<?xf32>, %[[N:.*]]: index)
+// CHECK-DAG:     %[[C1:.*]] = arith.constant 1 : index
+// CHECK-DAG:     %[[C4:.*]] = arith.constant 4 : index
+// CHECK-DAG:     %[[C256:.*]] = arith.constant 256 : index
+// CHECK:         gpu.launch blocks(%[[BX:.*]], %[[BY:.*]], %{{.*}}) in (%{{.*}} = %[[N]], %{{.*}} = %[[C4]], %{{.*}} = %[[C1]]) threads(%{{.*}}) in (%{{.*}} = %[[C256]], %{{.*}} = %[[C1]], %{{.*}} = %[[C1]]) workgroup(%[[TILE:.*]] : memref<256xf32, #gpu.address_space<workgroup>>)
+// CHECK-NOT:     memref.alloca
+// CHECK:           %[[TX:.*]] = gpu.thread_id{{ +}}x
+// CHECK:           %[[SMALL:.*]] = arith.cmpi ult, %{{.*}}, %c128
+// CHECK:           scf.if %[[SMALL]]
+// CHECK:             memref.store %{{.*}}, %[[TILE]]
+// CHECK:           gpu.barrier
+// CHECK:           gpu.thread_id{{ +}}x
+// CHECK-NOT:       scf.if
+// CHECK:           memref.load %[[TILE]]
+// CHECK:           memref.store %{{.*}}, %[[OUT]]
+// CHECK:           gpu.barrier
+// CHECK:           gpu.terminator
+// CHECK-NOT:     scf.forall
+func.func @kernel(%in: memref<?xf32>, %out: memref<?xf32>, %n: index) {
+  scf.forall (%x, %y) in (%n, 4) {
+    %tile = memref.alloca() : memref<256xf32, #gpu.address_space<workgroup>>
+    scf.forall (%t) in (128) {
+      %v = memref.load %in[%t] : memref<?xf32>
+      memref.store %v, %tile[%t] : memref<256xf32, #gpu.address_space<workgroup>>
+    } {mapping = [#gpu.thread<linear_dim_0>]}
+    scf.forall (%t) in (256) {
+      %v = memref.load %tile[%t] : memref<256xf32, #gpu.address_space<workgroup>>
+      memref.store %v, %out[%t] : memref<?xf32>
+    } {mapping = [#gpu.thread<linear_dim_0>]}
+  } {mapping = [#gpu.block<x>, #gpu.block<y>]}
+  return
+}
+
+// -----
+
+// Loops without a block mapping are left alone.
+// CHECK-LABEL: func.func @unmapped
+// CHECK-NOT:     gpu.launch
+// CHECK:         scf.forall
+func.func @unmapped(%out: memref<8xf32>) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%i) in (8) {
+    memref.store %cst, %out[%i] : memref<8xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @dynamic_threads(%out: memref<?xf32>, %n: index) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%x) in (4) {
+    // expected-error @below {{moka-map-forall-to-gpu: thread loops must have static sizes}}
+    scf.forall (%t) in (%n) {
+      memref.store %cst, %out[%t] : memref<?xf32>
+    } {mapping = [#gpu.thread<linear_dim_0>]}
+  } {mapping = [#gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @too_many_threads(%out: memref<?xf32>) {
+  %cst = arith.constant 0.0 : f32
+  // expected-error @below {{moka-map-forall-to-gpu: 2048 threads per block (at most 1024)}}
+  scf.forall (%x) in (4) {
+    scf.forall (%t) in (2048) {
+      memref.store %cst, %out[%t] : memref<?xf32>
+    } {mapping = [#gpu.thread<linear_dim_0>]}
+  } {mapping = [#gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @nested_workgroup_buffer(%out: memref<?xf32>, %c: i1) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%x) in (4) {
+    scf.if %c {
+      // expected-error @below {{moka-map-forall-to-gpu: workgroup buffers must be allocated at the top of the block loop}}
+      %tile = memref.alloca() : memref<256xf32, #gpu.address_space<workgroup>>
+      scf.forall (%t) in (256) {
+        memref.store %cst, %tile[%t] : memref<256xf32, #gpu.address_space<workgroup>>
+      } {mapping = [#gpu.thread<linear_dim_0>]}
+    }
+  } {mapping = [#gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @not_normalized(%out: memref<?xf32>) {
+  %cst = arith.constant 0.0 : f32
+  // expected-error @below {{moka-map-forall-to-gpu: block loops must be on buffers, from 0 with step 1}}
+  scf.forall (%x) = (2) to (8) step (2) {
+    memref.store %cst, %out[%x] : memref<?xf32>
+  } {mapping = [#gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @same_dimension_twice(%out: memref<?xf32>) {
+  %cst = arith.constant 0.0 : f32
+  // expected-error @below {{moka-map-forall-to-gpu: block loops must map to distinct dimensions from x on}}
+  scf.forall (%x, %y) in (4, 4) {
+    memref.store %cst, %out[%x] : memref<?xf32>
+  } {mapping = [#gpu.block<x>, #gpu.block<x>]}
+  return
+}
