@@ -41,17 +41,19 @@
 
 using namespace mlir;
 
-void moka::buildCacheExpansion(OpPassManager &pm, bool cpuKernels) {
+void moka::buildCacheExpansion(OpPassManager &pm, bool cpuKernels,
+                               bool gpuKernels) {
   pm.addPass(kv::createKVAbsorbLatentProjectionsPass());
   ConvertKVToLinalgPassOptions kvOptions;
   kvOptions.cpuKernels = cpuKernels;
+  kvOptions.gpuKernels = gpuKernels;
   pm.addPass(createConvertKVToLinalgPass(kvOptions));
 }
 
 void moka::buildLoweringToLinalg(OpPassManager &pm,
                                  std::optional<int64_t> fusionRowTile,
                                  bool cpuKernels, bool gpuKernels) {
-  buildCacheExpansion(pm, cpuKernels);
+  buildCacheExpansion(pm, cpuKernels, gpuKernels);
   pm.addPass(kan::createKANExpandLayersPass());
   pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());

@@ -23,7 +23,7 @@ void moka::configureToolContext(MLIRContext &context) {
 
 OwningOpRef<ModuleOp> moka::readModelFile(MLIRContext &context,
                                           llvm::SourceMgr &sourceMgr,
-                                          StringRef path, bool cpuKernels,
+                                          StringRef path, bool gpu,
                                           std::string &error,
                                           ParseErrorFn onParseError) {
   auto file = openInputFile(path, &error);
@@ -53,7 +53,7 @@ OwningOpRef<ModuleOp> moka::readModelFile(MLIRContext &context,
     return nullptr;
   }
   PassManager expand(&context);
-  buildCacheExpansion(expand, cpuKernels);
+  buildCacheExpansion(expand, /*cpuKernels=*/!gpu, /*gpuKernels=*/gpu);
   if (failed(expand.run(*module))) {
     error = "the kv caches of '" + path.str() + "' could not be lowered";
     return nullptr;

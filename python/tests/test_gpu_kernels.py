@@ -1,5 +1,6 @@
 """The GPU kernels of moe.experts and moe.shared_experts
-(convert-moe-to-linalg's `gpu-kernels`) in their CPU form
+(convert-moe-to-linalg's `gpu-kernels`) and of kv.decode_attention
+(convert-kv-to-linalg's `gpu-kernels`) in their CPU form
 (`workgroup-memory=false`): the same loops over blocks and threads, tiles,
 staging, bounds checks and epilogues that moka-map-forall-to-gpu maps to a
 GPU, run on the CPU with each thread loop run to completion before the next
@@ -14,18 +15,24 @@ import pytest
 import torch
 
 import moka
+from moka import reference as ref
 from moka.reference import relative_error
 from moka.tools import find_tool
 
+from moka.reference import kv_append, kv_dequantized, kv_empty
+from test_kv import (TOL, attend_ir, cache_type, lengths, random_kv,
+                     rel_err)
 from test_moe_block import (EXPERTS, SHARED, _encode, block, mixtral_block,
                             random_block)
 
 
 def gpu_form(module):
-    """`module` with its moe ops lowered as the GPU pipeline does, with the
-    tiles in default memory."""
+    """`module` with its moe and kv ops lowered as the GPU pipeline does,
+    with the tiles in default memory."""
     lowered = subprocess.run(
-        [find_tool("moka-opt"), "-", "--moe-decompose-layers",
+        [find_tool("moka-opt"), "-",
+         "--convert-kv-to-linalg=gpu-kernels workgroup-memory=false",
+         "--moe-decompose-layers",
          "--convert-moe-to-linalg=gpu-kernels workgroup-memory=false"],
         input=module, capture_output=True, text=True, check=True).stdout
     assert "#gpu.block<z>" in lowered and "#gpu.thread<linear_dim_0>" in lowered
@@ -170,3 +177,35 @@ def test_mixtral_block(tokens):
     ref, ref_chosen = mixtral_block(x, wg, w1, w2, w3, k)
     assert (np.sort(chosen, 1) == np.sort(ref_chosen, 1)).all()
     assert relative_error(out, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("fmt,shape", [
+    ("f32", (1, 4, 1, 300, 64)),    # MHA; lengths across chunks of 256
+    ("f16", (2, 2, 4, 600, 128)),   # GQA, two sequences
+    ("i8", (1, 2, 8, 640, 128)),
+    ("i4", (2, 2, 4, 1024, 128)),
+    ("i2", (1, 3, 16, 384, 32)),    # 16 query heads per key/value head
+    ("bf16", (1, 2, 2, 320, 24)),   # head size not a multiple of 32
+])
+def test_decode_attention(fmt, shape):
+    """Every length of check_attention's list (0, 1, the window's edges,
+    the capacity), fresh queries each, against float64 attention over the
+    dequantized cache."""
+    b, h, g, s, d = shape
+    t = cache_type(fmt, (b, h, s, d))
+    lib = moka.compile(gpu_form(attend_ir(t, g * h)))
+    rng = np.random.default_rng()
+    k, v = random_kv(rng, b, h, s, d)
+    storage = kv_empty(t)
+    for n in lengths(t):
+        storage = kv_append(storage, t, k[:, :, int(storage[-1]):n],
+                            v[:, :, int(storage[-1]):n])
+        q = rng.standard_normal((b, g * h, d)).astype(np.float32)
+        o = lib.attend(q, *storage)
+        if n == 0:
+            assert not o.any(), "no tokens: the output is zero"
+            continue
+        keys, values = kv_dequantized(storage, t)
+        expected = ref.kv_decode_attention(q, keys, values, None)
+        err = rel_err(o, expected)
+        assert err <= TOL, f"n={n}: rel err {err:.2e}"

@@ -1,11 +1,13 @@
 // Every moka op family compiled for NVIDIA GPUs, for sm_80 and sm_90
 // (ptxas.test assembles them): element-wise kernels with one thread per
 // element of the innermost dimension; the MoE experts as grouped products
-// with tiles staged in shared memory.
+// and decode attention as split-sequence blocks, with tiles staged in
+// shared memory.
 
 // RUN: mokac %s --target=nvptx --chip=sm_90 --emit=ptx -o %t.sm90.ptx
 // RUN: FileCheck %s --check-prefix=PTX < %t.sm90.ptx
 // RUN: FileCheck %s --check-prefix=MOE < %t.sm90.ptx
+// RUN: FileCheck %s --check-prefix=KV < %t.sm90.ptx
 // RUN: mokac %s --target=nvptx --chip=sm_80 --emit=ptx -o %t.sm80.ptx
 // RUN: FileCheck %s --check-prefix=SM80 < %t.sm80.ptx
 
@@ -41,6 +43,19 @@
 // MOE: bar.sync 0;
 // MOE: ld.shared.b32
 // MOE: fma.rn.f32
+// Decode attention on the int4 cache: a block per (chunk, head, sequence)
+// with the scaled query heads (4 x 128 words), the chunk's scores
+// (4 x 256) and a step's dequantized keys (32 x 129) in shared memory.
+// KV: .visible .entry kv_attend_kernel(
+// KV: .shared .align 4 .b8 __wg_kv_attend_kernel_0[2048];
+// KV: .shared .align 4 .b8 __wg_kv_attend_kernel_1[4096];
+// KV: .shared .align 4 .b8 __wg_kv_attend_kernel_2[16512];
+// KV: bar.sync 0;
+// KV: ld.global.b8
+// KV: st.shared.b32
+// KV: bar.sync 0;
+// KV: ld.shared.b32
+// KV: fma.rn.f32
 // SM80: .version 7.0
 // SM80: .target sm_80
 

@@ -175,7 +175,7 @@ int main(int argc, char **argv) {
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   OwningOpRef<ModuleOp> module = moka::readModelFile(
       context, sourceMgr, inputFilename,
-      /*cpuKernels=*/device != "cuda", errorMessage, [&](Diagnostic &diag) {
+      /*gpu=*/device == "cuda", errorMessage, [&](Diagnostic &diag) {
         diagnostics.emitDiagnostic(diag.getLocation(), diag.str(),
                                    diag.getSeverity());
         fail("'" + inputFilename + "' could not be parsed");

@@ -352,7 +352,7 @@ int main(int argc, char **argv) {
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   OwningOpRef<ModuleOp> module = moka::readModelFile(
-      context, sourceMgr, inputFilename, /*cpuKernels=*/!gpu, errorMessage,
+      context, sourceMgr, inputFilename, gpu, errorMessage,
       [&](Diagnostic &diag) {
         diagnostics.emitDiagnostic(diag.getLocation(), diag.str(),
                                    diag.getSeverity());

@@ -146,16 +146,36 @@ def ConvertKVToLinalgPass : Pass<"convert-kv-to-linalg", "mlir::ModuleOp"> {
     dequantized once per token; each chunk returns its softmax maximum, sum
     and unnormalized output, and an exact merge combines the chunks
     (flash-decoding's split).
+
+    With `gpu-kernels`, attention on float and quantized caches (up to 32
+    query heads per key/value head, tiles within 48 KB) is instead loops
+    over GPU blocks (chunk of 256 tokens, key/value head, sequence) and
+    256-thread loops: the scaled query heads staged in workgroup memory;
+    per step of 32 tokens the keys copied into workgroup memory,
+    dequantized, with coalesced reads, then one score per thread; one
+    thread per query head for the chunk's softmax statistics; one thread per
+    channel accumulating every query head's weighted values; then the same
+    exact merge. With `workgroup-memory=false` the tiles are in default
+    memory and the loops run on a CPU (the form tests check).
   }];
   let options = [
     Option<"cpuKernels", "cpu-kernels", "bool", /*default=*/"false",
            "Explicit vector kernels for CPUs (else linalg only)">,
+    Option<"gpuKernels", "gpu-kernels", "bool", /*default=*/"false",
+           "Decode attention as loops mapped to GPU blocks and threads, with "
+           "tiles staged in workgroup memory">,
+    Option<"workgroupMemory", "workgroup-memory", "bool", /*default=*/"true",
+           "With gpu-kernels: tiles in GPU workgroup memory (false: default "
+           "memory, so that the same loops run on a CPU)">,
   ];
   let dependentDialects = [
     "mlir::arith::ArithDialect",
+    "mlir::bufferization::BufferizationDialect",
     "mlir::cf::ControlFlowDialect",
+    "mlir::gpu::GPUDialect",
     "mlir::linalg::LinalgDialect",
     "mlir::math::MathDialect",
+    "mlir::memref::MemRefDialect",
     "mlir::scf::SCFDialect",
     "mlir::tensor::TensorDialect",
     "mlir::vector::VectorDialect",

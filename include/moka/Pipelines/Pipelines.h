@@ -81,7 +81,8 @@ std::string checkGPUPipelineOptions(const GPUPipelineOptions &options);
 /// the signatures tools show and the C interface carries. The first passes
 /// of every pipeline; tools run them alone first to read signatures. With
 /// `cpuKernels`, decode attention becomes explicit vector code for CPUs.
-void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false);
+void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false,
+                         bool gpuKernels = false);
 
 /// The first stage of every pipeline: moka's composite ops expanded,
 /// run-time shape checks added, moka's dialects lowered to linalg on

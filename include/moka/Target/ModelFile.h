@@ -29,12 +29,14 @@ using ParseErrorFn = llvm::function_ref<void(mlir::Diagnostic &)>;
 
 /// Parses `path` into `context` (diagnostics through `sourceMgr`'s handler
 /// if the caller installed one; the first parse error to `onParseError`),
-/// verifies it and expands its caches (`cpuKernels`: with the CPU kernels
-/// for attention). Returns null with `error` set on failure.
-mlir::OwningOpRef<mlir::ModuleOp>
-readModelFile(mlir::MLIRContext &context, llvm::SourceMgr &sourceMgr,
-              llvm::StringRef path, bool cpuKernels, std::string &error,
-              ParseErrorFn onParseError);
+/// verifies it and expands its caches (attention with the kernels for
+/// GPUs with `gpu`, else with those for CPUs). Returns null with `error`
+/// set on failure.
+mlir::OwningOpRef<mlir::ModuleOp> readModelFile(mlir::MLIRContext &context,
+                                                llvm::SourceMgr &sourceMgr,
+                                                llvm::StringRef path, bool gpu,
+                                                std::string &error,
+                                                ParseErrorFn onParseError);
 
 } // namespace moka
 

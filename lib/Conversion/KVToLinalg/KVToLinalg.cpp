@@ -7,14 +7,18 @@
 //===----------------------------------------------------------------------===//
 
 #include "moka/Conversion/Passes.h"
+#include "moka/Conversion/Utils/GPUKernelBuilder.h"
 #include "moka/Dialect/KV/IR/KVOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -959,6 +963,9 @@ int64_t chunkTokens(CacheType type) {
   return llvm::divideCeil(512, group) * group;
 }
 
+Value mergeChunks(OpBuilder &b, Location loc, Value q4, Value partOuts,
+                  Value partMax, Value partSums);
+
 /// `o4[B, H, g, D]`: the kernel above in an scf.forall over (sequence,
 /// key/value head, chunk of tokens), then the exact merge of the chunks'
 /// partial results: with M the maximum of the chunks' maxima m_c,
@@ -1012,10 +1019,18 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4, ValueRange storage,
         tensor::ParallelInsertSliceOp::create(nb, nloc, part.out, args[3],
                                               offsets, sizes, strides);
       });
-  Value partOuts = forall.getResult(0), partMax = forall.getResult(1),
-        partSums = forall.getResult(2);
+  return mergeChunks(b, loc, q4, forall.getResult(0), forall.getResult(1),
+                     forall.getResult(2));
+}
 
-  // The merge: M, the chunk weights e^(m_c - M), the total sum and output.
+/// The exact merge of chunks' partial results `partOuts[B, H, C, g, D]`,
+/// maxima and sums `[B, H, C, g]` into `o4[B, H, g, D]` (`q4`'s shape):
+/// with M the maximum of the chunks' maxima m_c,
+/// o = sum_c out_c e^(m_c - M) / sum_c l_c e^(m_c - M).
+Value mergeChunks(OpBuilder &b, Location loc, Value q4, Value partOuts,
+                  Value partMax, Value partSums) {
+  auto qt = cast<RankedTensorType>(q4.getType());
+  int64_t bsz = qt.getDimSize(0), h = qt.getDimSize(1), g = qt.getDimSize(2);
   MLIRContext *ctx = b.getContext();
   AffineExpr e0, e1, e2, e3, e4;
   bindDims(ctx, e0, e1, e2, e3, e4);
@@ -1060,6 +1075,231 @@ Value attentionKernel(OpBuilder &b, Location loc, Value q4, ValueRange storage,
           .getResult(0);
   return normalize(b, loc, acc, l);
 }
+
+/// Decode attention for GPUs ("flash decoding") on a float or quantized
+/// cache, as loops over blocks and threads (GPUKernelBuilder): one block
+/// per (chunk of kChunk tokens, key/value head, sequence), 256 threads;
+/// the partial results of the chunks are merged afterwards like the CPU
+/// kernel's. In a block:
+///   - the query heads of the key/value head, times the scale, are staged
+///     in workgroup memory;
+///   - per step of 32 tokens, the threads copy the step's keys into
+///     workgroup memory, dequantized as they are read (consecutive threads
+///     read consecutive channels of a row: coalesced), then each thread
+///     computes one (query head, token) score from the staged tiles;
+///   - one thread per query head takes the chunk's maximum m, turns the
+///     scores into e^(s - m) (0 past the last token) and sums them;
+///   - one thread per channel accumulates, for every query head, the
+///     weighted values of the chunk, read (and dequantized) once each.
+/// Returns null (the caller keeps the generic form) when the tiles would
+/// not fit in 48 KB or there are more than 32 query heads per key/value
+/// head (accumulators per thread).
+struct GPUDecodeKernel {
+  static constexpr int64_t kChunk = 256;
+  static constexpr int64_t kStep = 32;
+  static constexpr int64_t kMaxHeads = 32;
+  static constexpr int64_t kMaxTileWords = 48 * 1024 / 4;
+
+  OpBuilder &b;
+  Location loc;
+  CacheType type;
+  GPUKernelBuilder k;
+
+  bool quantized = type.isQuantized();
+  unsigned bits = quantized ? type.getBits() : 8;
+  int64_t d = type.getHeadSize();
+
+  /// Channel `dd` of row `tok` of keys (`keys` true) or values, as f32:
+  /// the compressed part's codes dequantized, or the window's (or a float
+  /// cache's) row.
+  Value element(ArrayRef<Value> buf, bool keys, Value bb, Value h, Value tok,
+                Value dd, Value nc) {
+    unsigned window = quantized ? (keys ? 6 : 7) : (keys ? 0 : 1);
+    if (!quantized)
+      return k.loadF32(buf[window], {bb, h, tok, dd});
+    auto ifOp = scf::IfOp::create(b, loc, TypeRange{b.getF32Type()},
+                                  k.less(tok, nc), /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    unsigned codes = keys ? 0 : 3;
+    Value byte = memref::LoadOp::create(
+        b, loc, buf[codes], ValueRange{bb, h, tok, k.divConst(dd, 8 / bits)});
+    // Keys: statistics per group of G_t tokens and channel; values: per
+    // token and group of G_c channels.
+    SmallVector<Value> at =
+        keys
+            ? SmallVector<Value>{bb, h, k.divConst(tok, type.getKeyGroup()), dd}
+            : SmallVector<Value>{bb, h, tok,
+                                 k.divConst(dd, type.getValueGroup())};
+    Value scale = k.loadF32(buf[codes + 1], at);
+    Value mn = k.loadF32(buf[codes + 2], at);
+    scf::YieldOp::create(b, loc, dequantize(b, loc, byte, dd, scale, mn, bits));
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    Value row = arith::SubIOp::create(b, loc, tok, nc);
+    scf::YieldOp::create(b, loc, k.loadF32(buf[window], {bb, h, row, dd}));
+    return ifOp.getResult(0);
+  }
+
+  /// `o4[B, H, g, D]`, or null (see above).
+  Value build(Value q4, ValueRange storage, Value n, double scale) {
+    auto qt = cast<RankedTensorType>(q4.getType());
+    int64_t bsz = type.getBatch(), heads = type.getHeads();
+    int64_t g = qt.getDimSize(2);
+    int64_t words = g * d + g * kChunk + kStep * (d + 1);
+    if (g > kMaxHeads || words > kMaxTileWords)
+      return Value();
+    int64_t threads = k.threadCount;
+    Value nc = quantized ? compressedCount(b, loc, n, type) : k.index(0);
+    Value qBuf = k.readBuffer(q4);
+    SmallVector<Value> buf;
+    for (Value s : storage.drop_back())
+      buf.push_back(k.readBuffer(s));
+
+    Value chunks = k.tiles(n, kChunk);
+    Type f32 = b.getF32Type();
+    int64_t dyn = ShapedType::kDynamic;
+    Value outs = memref::AllocOp::create(
+        b, loc, MemRefType::get({bsz, heads, dyn, g, d}, f32),
+        ValueRange{chunks});
+    Value maxima = memref::AllocOp::create(
+        b, loc, MemRefType::get({bsz, heads, dyn, g}, f32), ValueRange{chunks});
+    Value sums = memref::AllocOp::create(
+        b, loc, MemRefType::get({bsz, heads, dyn, g}, f32), ValueRange{chunks});
+    {
+      OpBuilder::InsertionGuard guard(b);
+      SmallVector<Value> ids = k.blocks({chunks, k.index(heads), k.index(bsz)});
+      Value c = ids[0], h = ids[1], bb = ids[2];
+      Value t0 = k.mul(c, k.index(kChunk));
+      Value hi = arith::MinUIOp::create(b, loc, k.add(t0, k.index(kChunk)), n);
+      Value qTile = k.tile({g, d});
+      Value sTile = k.tile({g, kChunk});
+      Value kTile = k.tile({kStep, d + 1});
+      // Strided loops over `count` items: body(i) for i < count.
+      auto forEach = [&](int64_t count, function_ref<void(Value)> body) {
+        k.threads([&](Value t) {
+          k.repeat(llvm::divideCeil(count, threads), [&](Value r) {
+            Value i = k.add(t, k.mul(r, k.index(threads)));
+            if (count % threads == 0)
+              return body(i);
+            k.when(k.less(i, k.index(count)), [&] { body(i); });
+          });
+        });
+      };
+      forEach(g * d, [&](Value i) {
+        Value gi = k.divConst(i, d), dd = k.remConst(i, d);
+        Value v = k.loadF32(qBuf, {bb, h, gi, dd});
+        memref::StoreOp::create(b, loc,
+                                arith::MulFOp::create(b, loc, v, k.f32(scale)),
+                                qTile, ValueRange{gi, dd});
+      });
+      auto steps = scf::ForOp::create(b, loc, k.index(0), k.index(kChunk),
+                                      k.index(kStep));
+      {
+        OpBuilder::InsertionGuard g2(b);
+        b.setInsertionPoint(steps.getBody()->getTerminator());
+        Value s0 = k.add(t0, steps.getInductionVar());
+        forEach(kStep * d, [&](Value i) {
+          Value j = k.divConst(i, d), dd = k.remConst(i, d);
+          Value tok = k.add(s0, j);
+          Value v = k.loadOrZero(k.less(tok, hi), [&] {
+            return element(buf, /*keys=*/true, bb, h, tok, dd, nc);
+          });
+          memref::StoreOp::create(b, loc, v, kTile, ValueRange{j, dd});
+        });
+        forEach(g * kStep, [&](Value i) {
+          Value gi = k.divConst(i, kStep), j = k.remConst(i, kStep);
+          auto dot = scf::ForOp::create(
+              b, loc, k.index(0), k.index(d), k.index(1),
+              ValueRange{k.f32(0.0)},
+              [&](OpBuilder &nb, Location nl, Value dd, ValueRange acc) {
+                Value x =
+                    memref::LoadOp::create(nb, nl, qTile, ValueRange{gi, dd});
+                Value y =
+                    memref::LoadOp::create(nb, nl, kTile, ValueRange{j, dd});
+                scf::YieldOp::create(
+                    nb, nl,
+                    ValueRange{math::FmaOp::create(nb, nl, x, y, acc[0])});
+              });
+          Value tok = k.add(s0, j);
+          Value s = arith::SelectOp::create(
+              b, loc, k.less(tok, hi), dot.getResult(0),
+              k.f32(-std::numeric_limits<double>::infinity()));
+          memref::StoreOp::create(
+              b, loc, s, sTile,
+              ValueRange{gi, k.add(steps.getInductionVar(), j)});
+        });
+      }
+      // Softmax statistics of the chunk, one thread per query head.
+      forEach(g, [&](Value gi) {
+        auto maxLoop = scf::ForOp::create(
+            b, loc, k.index(0), k.index(kChunk), k.index(1),
+            ValueRange{k.f32(-std::numeric_limits<double>::infinity())},
+            [&](OpBuilder &nb, Location nl, Value j, ValueRange acc) {
+              Value s =
+                  memref::LoadOp::create(nb, nl, sTile, ValueRange{gi, j});
+              scf::YieldOp::create(
+                  nb, nl,
+                  ValueRange{arith::MaximumFOp::create(nb, nl, s, acc[0])});
+            });
+        Value m = maxLoop.getResult(0);
+        // No token: e^(-inf - 0) = 0 rather than NaN.
+        Value finite = arith::SelectOp::create(
+            b, loc,
+            arith::CmpFOp::create(
+                b, loc, arith::CmpFPredicate::OEQ, m,
+                k.f32(-std::numeric_limits<double>::infinity())),
+            k.f32(0.0), m);
+        auto sumLoop = scf::ForOp::create(
+            b, loc, k.index(0), k.index(kChunk), k.index(1),
+            ValueRange{k.f32(0.0)},
+            [&](OpBuilder &nb, Location nl, Value j, ValueRange acc) {
+              Value s =
+                  memref::LoadOp::create(nb, nl, sTile, ValueRange{gi, j});
+              Value p = math::ExpOp::create(
+                  nb, nl, arith::SubFOp::create(nb, nl, s, finite));
+              memref::StoreOp::create(nb, nl, p, sTile, ValueRange{gi, j});
+              scf::YieldOp::create(
+                  nb, nl, ValueRange{arith::AddFOp::create(nb, nl, acc[0], p)});
+            });
+        memref::StoreOp::create(b, loc, m, maxima, ValueRange{bb, h, c, gi});
+        memref::StoreOp::create(b, loc, sumLoop.getResult(0), sums,
+                                ValueRange{bb, h, c, gi});
+      });
+      // Weighted values, one thread per channel and all query heads.
+      forEach(d, [&](Value dd) {
+        SmallVector<Value> zeros(g, k.f32(0.0));
+        auto acc = scf::ForOp::create(
+            b, loc, k.index(0), k.index(kChunk), k.index(1), zeros,
+            [&](OpBuilder &nb, Location nl, Value j, ValueRange carried) {
+              OpBuilder::InsertionGuard g3(b);
+              b.setInsertionPointToEnd(nb.getInsertionBlock());
+              Value tok = k.add(t0, j);
+              Value v = k.loadOrZero(k.less(tok, hi), [&] {
+                return element(buf, /*keys=*/false, bb, h, tok, dd, nc);
+              });
+              SmallVector<Value> next;
+              for (int64_t gi = 0; gi < g; ++gi) {
+                Value p = memref::LoadOp::create(b, loc, sTile,
+                                                 ValueRange{k.index(gi), j});
+                next.push_back(math::FmaOp::create(b, loc, p, v, carried[gi]));
+              }
+              scf::YieldOp::create(b, loc, next);
+            });
+        for (int64_t gi = 0; gi < g; ++gi)
+          memref::StoreOp::create(b, loc, acc.getResult(gi), outs,
+                                  ValueRange{bb, h, c, k.index(gi), dd});
+      });
+    }
+    auto asTensor = [&](Value m) {
+      auto mt = cast<MemRefType>(m.getType());
+      return bufferization::ToTensorOp::create(
+          b, loc, RankedTensorType::get(mt.getShape(), f32), m,
+          /*restrict=*/true, /*writable=*/true);
+    };
+    return mergeChunks(b, loc, q4, asTensor(outs), asTensor(maxima),
+                       asTensor(sums));
+  }
+};
 
 //===----------------------------------------------------------------------===//
 // Patterns
@@ -1242,9 +1482,14 @@ struct AppendLowering : public OpConversionPattern<kv::AppendOp> {
 struct DecodeAttentionLowering
     : public OpConversionPattern<kv::DecodeAttentionOp> {
   DecodeAttentionLowering(const TypeConverter &converter, MLIRContext *ctx,
-                          bool cpuKernels)
-      : OpConversionPattern(converter, ctx), cpuKernels(cpuKernels) {}
+                          bool cpuKernels, bool gpuKernels,
+                          bool workgroupMemory)
+      : OpConversionPattern(converter, ctx), cpuKernels(cpuKernels),
+        gpuKernels(gpuKernels), workgroupMemory(workgroupMemory) {}
   bool cpuKernels;
+  /// GPUDecodeKernel where it applies, with its tiles in workgroup memory
+  /// or (the CPU form) not.
+  bool gpuKernels, workgroupMemory;
   LogicalResult
   matchAndRewrite(kv::DecodeAttentionOp op, OneToNOpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
@@ -1294,6 +1539,12 @@ struct DecodeAttentionLowering
     } else if (cpuKernels) {
       o4 = attentionKernel(b, loc, groupQuery(b, loc, q, type.getHeads()),
                            storage, type, n, scale);
+    } else if (gpuKernels &&
+               (o4 = GPUDecodeKernel{b, loc, type,
+                                     GPUKernelBuilder{b, loc, workgroupMemory}}
+                         .build(groupQuery(b, loc, q, type.getHeads()), storage,
+                                n, scale))) {
+      // The GPU kernel.
     } else if (!type.isQuantized()) {
       Value keys = sliceDim(b, loc, storage[0], 2, b.getIndexAttr(0), n);
       Value values = sliceDim(b, loc, storage[1], 2, b.getIndexAttr(0), n);
@@ -1425,10 +1676,11 @@ struct ConvertKVToLinalgPass
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<kv::KVDialect>();
-    target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
-                           linalg::LinalgDialect, math::MathDialect,
-                           scf::SCFDialect, tensor::TensorDialect,
-                           vector::VectorDialect>();
+    target.addLegalDialect<
+        arith::ArithDialect, bufferization::BufferizationDialect,
+        cf::ControlFlowDialect, linalg::LinalgDialect, math::MathDialect,
+        memref::MemRefDialect, scf::SCFDialect, tensor::TensorDialect,
+        vector::VectorDialect>();
     target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
       return converter.isSignatureLegal(op.getFunctionType()) &&
              converter.isLegal(&op.getBody());
@@ -1439,7 +1691,8 @@ struct ConvertKVToLinalgPass
     RewritePatternSet patterns(ctx);
     patterns.add<EmptyLowering, AppendLowering, PrefillAttentionLowering>(
         converter, ctx);
-    patterns.add<DecodeAttentionLowering>(converter, ctx, cpuKernels);
+    patterns.add<DecodeAttentionLowering>(converter, ctx, cpuKernels,
+                                          gpuKernels, workgroupMemory);
     populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
                                                                    converter);
     populateReturnOpTypeConversionPattern(patterns, converter);
