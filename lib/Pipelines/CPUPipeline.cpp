@@ -42,18 +42,20 @@
 using namespace mlir;
 
 void moka::buildCacheExpansion(OpPassManager &pm, bool cpuKernels,
-                               bool gpuKernels) {
+                               bool gpuKernels, bool workgroupMemory) {
   pm.addPass(kv::createKVAbsorbLatentProjectionsPass());
   ConvertKVToLinalgPassOptions kvOptions;
   kvOptions.cpuKernels = cpuKernels;
   kvOptions.gpuKernels = gpuKernels;
+  kvOptions.workgroupMemory = workgroupMemory;
   pm.addPass(createConvertKVToLinalgPass(kvOptions));
 }
 
 void moka::buildLoweringToLinalg(OpPassManager &pm,
                                  std::optional<int64_t> fusionRowTile,
-                                 bool cpuKernels, bool gpuKernels) {
-  buildCacheExpansion(pm, cpuKernels, gpuKernels);
+                                 bool cpuKernels, bool gpuKernels,
+                                 bool workgroupMemory) {
+  buildCacheExpansion(pm, cpuKernels, gpuKernels, workgroupMemory);
   pm.addPass(kan::createKANExpandLayersPass());
   pm.addPass(moe::createMoEDecomposeLayersPass());
   pm.addPass(createCanonicalizerPass());
@@ -71,6 +73,7 @@ void moka::buildLoweringToLinalg(OpPassManager &pm,
   ConvertMoEToLinalgPassOptions moeOptions;
   moeOptions.cpuKernels = cpuKernels;
   moeOptions.gpuKernels = gpuKernels;
+  moeOptions.workgroupMemory = workgroupMemory;
   pm.addPass(createConvertMoEToLinalgPass(moeOptions));
   pm.addPass(createConvertKANToLinalgPass());
   pm.addPass(createCanonicalizerPass());
@@ -175,6 +178,14 @@ void moka::registerMokaPipelines() {
       "Compile moka IR on tensors to the LLVM dialect for multicore CPUs "
       "(lowering, thread and vector tiling, bufferization, OpenMP, LLVM)",
       buildCPUPipeline);
+  PassPipelineRegistration<GPUCodegenOptions>(
+      "moka-gpu-codegen",
+      "Lower moka IR to loops mapped to GPU blocks and threads, on tensors "
+      "(the first stage of moka-gpu-pipeline); workgroup-memory=false gives "
+      "the form that runs on a CPU",
+      [](OpPassManager &pm, const GPUCodegenOptions &options) {
+        buildGPUCodegenPipeline(pm, options.workgroupMemory);
+      });
   PassPipelineRegistration<CPUPipelineOptions>(
       "moka-cpu-codegen",
       "Lower moka IR to linalg and tile and vectorize it for CPUs, on tensors "

@@ -102,10 +102,19 @@ std::string moka::checkGPUPipelineOptions(const GPUPipelineOptions &options) {
   return "";
 }
 
+void moka::buildGPUCodegenPipeline(OpPassManager &pm, bool workgroupMemory) {
+  buildLoweringToLinalg(pm, /*fusionRowTile=*/std::nullopt,
+                        /*cpuKernels=*/false, /*gpuKernels=*/true,
+                        workgroupMemory);
+  GPUContractionsPassOptions contractions;
+  contractions.workgroupMemory = workgroupMemory;
+  pm.addNestedPass<func::FuncOp>(createGPUContractionsPass(contractions));
+  pm.addPass(createCanonicalizerPass());
+}
+
 void moka::buildGPUPipeline(OpPassManager &pm,
                             const GPUPipelineOptions &options) {
-  buildLoweringToLinalg(pm, /*fusionRowTile=*/std::nullopt,
-                        /*cpuKernels=*/false, /*gpuKernels=*/true);
+  buildGPUCodegenPipeline(pm, /*workgroupMemory=*/true);
   // Kernels cannot read host globals: constants become buffers (freed by
   // the deallocation pipeline like any other).
   buildBufferization(pm, [](OpPassManager &nested) {

@@ -165,10 +165,22 @@ struct MapForallToGPUPass
 
   void runOnOperation() override {
     SmallVector<scf::ForallOp> roots;
-    getOperation().walk([&](scf::ForallOp op) {
-      if (!op->getParentOfType<scf::ForallOp>())
+    WalkResult nested = getOperation().walk([&](scf::ForallOp op) {
+      if (!op->getParentOfType<scf::ForallOp>() &&
+          !op->getParentOfType<scf::ParallelOp>()) {
         roots.push_back(op);
+        return WalkResult::advance();
+      }
+      // A kernel cannot be launched from another kernel's threads.
+      if (blockDims(op)) {
+        op.emitError("moka-map-forall-to-gpu: a block loop nested in a "
+                     "parallel loop");
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
     });
+    if (nested.wasInterrupted())
+      return signalPassFailure();
     for (scf::ForallOp op : roots)
       if (failed(map(op)))
         return signalPassFailure();

@@ -1,13 +1,15 @@
 """The GPU kernels of moe.experts and moe.shared_experts
-(convert-moe-to-linalg's `gpu-kernels`) and of kv.decode_attention
-(convert-kv-to-linalg's `gpu-kernels`) in their CPU form
-(`workgroup-memory=false`): the same loops over blocks and threads, tiles,
+(convert-moe-to-linalg's `gpu-kernels`), of kv.decode_attention
+(convert-kv-to-linalg's `gpu-kernels`) and of contractions
+(moka-gpu-contractions), in their CPU form (moka-gpu-codegen with
+`workgroup-memory=false`): the same loops over blocks and threads, tiles,
 staging, bounds checks and epilogues that moka-map-forall-to-gpu maps to a
 GPU, run on the CPU with each thread loop run to completion before the next
 (what the barrier after each guarantees on a GPU), against float64. These
 run on every machine; test_gpu.py runs the mapped kernels where a GPU is."""
 
 import math
+import os
 import subprocess
 
 import numpy as np
@@ -20,20 +22,20 @@ from moka.reference import relative_error
 from moka.tools import find_tool
 
 from moka.reference import kv_append, kv_dequantized, kv_empty
-from test_kv import (TOL, attend_ir, cache_type, lengths, random_kv,
-                     rel_err)
+from moka.reference import prefill_attention
+from test_kv import (LATENT, TOL, attend_ir, cache_type, latent_attend_ir,
+                     latent_data, lengths, random_kv, rel_err)
+from test_kv_prefill import ir as prefill_ir
 from test_moe_block import (EXPERTS, SHARED, _encode, block, mixtral_block,
                             random_block)
 
 
 def gpu_form(module):
-    """`module` with its moe and kv ops lowered as the GPU pipeline does,
+    """`module` after the GPU pipeline's first stage (moka-gpu-codegen),
     with the tiles in default memory."""
     lowered = subprocess.run(
         [find_tool("moka-opt"), "-",
-         "--convert-kv-to-linalg=gpu-kernels workgroup-memory=false",
-         "--moe-decompose-layers",
-         "--convert-moe-to-linalg=gpu-kernels workgroup-memory=false"],
+         "--moka-gpu-codegen=workgroup-memory=false"],
         input=module, capture_output=True, text=True, check=True).stdout
     assert "#gpu.block<z>" in lowered and "#gpu.thread<linear_dim_0>" in lowered
     return lowered
@@ -209,3 +211,125 @@ def test_decode_attention(fmt, shape):
         expected = ref.kv_decode_attention(q, keys, values, None)
         err = rel_err(o, expected)
         assert err <= TOL, f"n={n}: rel err {err:.2e}"
+
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
+
+def test_kat_block():
+    """KAT's feed-forward block (two rational KAN layers, whose products
+    become tiled contractions over three loops of rows and two of columns)
+    against float64."""
+    rng = np.random.default_rng()
+    f = np.float32
+    x = rng.standard_normal((2, 197, 384)).astype(f)
+    coefficients = [((rng.standard_normal((8, 6)) * 0.3).astype(f),
+                     (rng.standard_normal((8, 4)) * 0.3).astype(f))
+                    for _ in range(2)]
+    (a1, b1), (a2, b2) = coefficients
+    w1 = (rng.standard_normal((1536, 384)) / 20).astype(f)
+    w2 = (rng.standard_normal((384, 1536)) / 40).astype(f)
+    c1 = (rng.standard_normal(1536) * .1).astype(f)
+    c2 = (rng.standard_normal(384) * .1).astype(f)
+    with open(os.path.join(EXAMPLES, "kat_ffn.mlir")) as source:
+        module = gpu_form(source.read())
+    (y,) = moka.run(module, "forward", x, a1, b1, w1, c1, a2, b2, w2, c2)
+    h = ref.kan_layer("rational", x, w1, c1, numerator=a1, denominator=b1)
+    expected = ref.kan_layer("rational", h, w2, c2, numerator=a2,
+                             denominator=b2)
+    assert relative_error(y, expected) <= 1e-5
+
+
+CONTRACTION = """
+func.func @f(%a: tensor<{a}>, %b: tensor<{b}>, %c: tensor<{c}>) -> tensor<{c}> {{
+  %y = linalg.generic {{indexing_maps = [{maps}], iterator_types = [{iters}]}}
+      ins(%a, %b : tensor<{a}>, tensor<{b}>) outs(%c : tensor<{c}>) {{
+  ^bb0(%x: {ta}, %w: {tb}, %acc: f32):
+    {body}
+    linalg.yield %s : f32
+  }} -> tensor<{c}>
+  return %y : tensor<{c}>
+}}
+"""
+
+
+@pytest.mark.parametrize("case", [
+    # C[m, n] += A[m, k] B[k, n]: B's rows along the columns.
+    dict(a=(70, 45), b=(45, 130), c=(70, 130), ein="mk,kn->mn"),
+    # C[m, n] += A[m, k] B[n, k] (weights as stored), f16 weights.
+    dict(a=(3, 100), b=(65, 100), c=(3, 65), ein="mk,nk->mn", tb="f16"),
+    # Batched, with the batch in the middle of the output and bf16 rows.
+    dict(a=(2, 33, 40), b=(2, 40, 17), c=(33, 2, 17), ein="bmk,bkn->mbn",
+         ta="bf16"),
+    # Two row loops, two reduction loops.
+    dict(a=(5, 13, 6, 7), b=(6, 7, 90), c=(5, 13, 90), ein="pqrs,rsn->pqn"),
+])
+def test_contractions(case):
+    """linalg contractions through moka-gpu-contractions (rows, columns,
+    reductions and batches of several loops; operands in either order along
+    memory; narrow input types) against float64, accumulating onto a
+    non-zero init."""
+    rng = np.random.default_rng()
+    ein = case["ein"]
+    ins, out = ein.split("->")
+    ia, ib = ins.split(",")
+    loops = sorted(set(ia + ib + out), key=(ia + ib + out).index)
+    loops = [l for l in loops if l in out] + [l for l in loops if l not in out]
+    dim = {l: f"d{i}" for i, l in enumerate(loops)}
+    amap = lambda s: ("affine_map<(" + ", ".join(dim[l] for l in loops)
+                      + ") -> (" + ", ".join(dim[l] for l in s) + ")>")
+    ta, tb = case.get("ta", "f32"), case.get("tb", "f32")
+    body = []
+    xa, xb = "%x", "%w"
+    if ta != "f32":
+        body.append(f"%xe = arith.extf %x : {ta} to f32")
+        xa = "%xe"
+    if tb != "f32":
+        body.append(f"%we = arith.extf %w : {tb} to f32")
+        xb = "%we"
+    body += [f"%p = arith.mulf {xa}, {xb} : f32", "%s = arith.addf %acc, %p : f32"]
+    shape = lambda dims, t: "x".join(map(str, dims)) + f"x{t}"
+    module = CONTRACTION.format(
+        a=shape(case["a"], ta), b=shape(case["b"], tb), c=shape(case["c"], "f32"),
+        ta=ta, tb=tb, maps=", ".join([amap(ia), amap(ib), amap(out)]),
+        iters=", ".join('"parallel"' if l in out else '"reduction"'
+                        for l in loops),
+        body="\n    ".join(body))
+    lowered = gpu_form(module)
+    assert "linalg.generic" not in lowered.split("func.func @f")[1]
+    a, a64 = _encode(rng.standard_normal(case["a"]).astype(np.float32), ta)
+    b, b64 = _encode(rng.standard_normal(case["b"]).astype(np.float32), tb)
+    c = rng.standard_normal(case["c"]).astype(np.float32)
+    (y,) = moka.run(lowered, "f", a, b, c)
+    expected = c.astype(np.float64) + np.einsum(ein, a64, b64)
+    assert relative_error(y, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("n", [1, 37, 256])
+def test_latent_attention(n):
+    """A latent cache with up-projections: its reconstruction and attention
+    products through moka-gpu-contractions."""
+    t = LATENT
+    rng = np.random.default_rng()
+    c, uk, uv = latent_data(rng, t, n)
+    storage = kv_append(kv_empty(t), t, c)
+    q = rng.standard_normal((2, 4, 32)).astype(np.float32)
+    (o,) = moka.run(gpu_form(latent_attend_ir(t)), "attend", q, *storage, uk,
+                    uv)
+    assert rel_err(o, ref.kv_latent_attention(q, c, uk, uv)) <= TOL
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("elt,dtype", [("f32", np.float32),
+                                       ("f16", np.float16)])
+def test_prefill_attention(causal, elt, dtype):
+    """Prefill attention's score product through moka-gpu-contractions."""
+    b, hq, hkv, d = 2, 8, 2, 32
+    lib = moka.compile(gpu_form(prefill_ir(b, hq, hkv, d, elt, causal)))
+    rng = np.random.default_rng()
+    for t in [1, 7, 100]:
+        q = rng.standard_normal((b, hq, t, d)).astype(np.float32)
+        k = rng.standard_normal((b, hkv, t, d)).astype(dtype)
+        v = rng.standard_normal((b, hkv, t, d)).astype(dtype)
+        expected = prefill_attention(q, k, v, causal)
+        assert rel_err(lib.f(q, k, v), expected) <= TOL

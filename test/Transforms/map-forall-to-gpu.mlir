@@ -115,3 +115,16 @@ func.func @same_dimension_twice(%out: memref<?xf32>) {
   } {mapping = [#gpu.block<x>, #gpu.block<x>]}
   return
 }
+
+// -----
+
+func.func @nested_block_loop(%out: memref<?xf32>) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%i) in (4) {
+    // expected-error @below {{moka-map-forall-to-gpu: a block loop nested in a parallel loop}}
+    scf.forall (%x) in (4) {
+      memref.store %cst, %out[%x] : memref<?xf32>
+    } {mapping = [#gpu.block<x>]}
+  }
+  return
+}

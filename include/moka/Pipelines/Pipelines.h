@@ -71,6 +71,14 @@ struct GPUPipelineOptions
       llvm::cl::init(false)};
 };
 
+struct GPUCodegenOptions : public mlir::PassPipelineOptions<GPUCodegenOptions> {
+  Option<bool> workgroupMemory{
+      *this, "workgroup-memory",
+      llvm::cl::desc("Kernel tiles in GPU workgroup memory (false: default "
+                     "memory, so that the loops run on a CPU)"),
+      llvm::cl::init(true)};
+};
+
 /// The problem with `options`, or an empty string: the chip must be one
 /// LLVM's NVPTX backend knows, the format isa, bin or fatbin, the block
 /// size 1..1024 threads, and a toolkit named by the option or $CUDA_HOME
@@ -82,7 +90,7 @@ std::string checkGPUPipelineOptions(const GPUPipelineOptions &options);
 /// of every pipeline; tools run them alone first to read signatures. With
 /// `cpuKernels`, decode attention becomes explicit vector code for CPUs.
 void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false,
-                         bool gpuKernels = false);
+                         bool gpuKernels = false, bool workgroupMemory = true);
 
 /// The first stage of every pipeline: moka's composite ops expanded,
 /// run-time shape checks added, moka's dialects lowered to linalg on
@@ -94,7 +102,8 @@ void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false,
 /// (convert-moe-to-linalg's `gpu-kernels`).
 void buildLoweringToLinalg(mlir::OpPassManager &pm,
                            std::optional<int64_t> fusionRowTile,
-                           bool cpuKernels = false, bool gpuKernels = false);
+                           bool cpuKernels = false, bool gpuKernels = false,
+                           bool workgroupMemory = true);
 
 /// One-shot bufferization of whole modules (identity layouts at function
 /// boundaries) and ownership-based deallocation; `beforeDeallocation` adds
@@ -118,6 +127,13 @@ void buildCPUPipeline(mlir::OpPassManager &pm,
 /// vectorized on tensors, not yet bufferized (`moka-cpu-codegen`).
 void buildCPUCodegenPipeline(mlir::OpPassManager &pm,
                              const CPUPipelineOptions &options);
+
+/// The first stage of the GPU pipeline, on tensors: moka ops lowered with
+/// the GPU kernels (MoE experts, decode attention) and contractions as
+/// tiled kernels, all as loops mapped to GPU blocks and threads, not yet
+/// bufferized (`moka-gpu-codegen`). Without workgroup memory the loops run
+/// on a CPU (the tests' form).
+void buildGPUCodegenPipeline(mlir::OpPassManager &pm, bool workgroupMemory);
 
 /// Registers the pipelines above under their names.
 void registerMokaPipelines();

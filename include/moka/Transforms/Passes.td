@@ -136,6 +136,39 @@ def LowerDynamicExpandShapePass : Pass<"moka-lower-dynamic-expand-shape"> {
   ];
 }
 
+def GPUContractionsPass : Pass<"moka-gpu-contractions", "mlir::func::FuncOp"> {
+  let summary = "Linalg contractions as GPU kernels with tiles in workgroup memory";
+  let description = [{
+    Each linalg op on tensors at the top level of a function whose body is
+    `out + x * y` (f32 accumulation, inputs of any float type) and whose
+    maps make it a contraction (`linalg::inferContractionDims`: loops over
+    rows `m`, columns `n`, reductions `k` and batch, each possibly several
+    loops, projected permutations) becomes loops over GPU blocks (64-column
+    tiles, 64-row tiles, batch) and 256-thread loops (GPUKernelBuilder):
+    per step of 32 along the reduction, both operands' tiles are copied to
+    workgroup memory (consecutive threads along the operand's innermost
+    dimension: coalesced), then each thread accumulates a 4 x 4 tile of
+    outputs in registers; the last loop writes `init + sum`. Batch loops
+    must be static and within the grid's 65535. moka-map-forall-to-gpu
+    makes the kernels. With `workgroup-memory=false` the tiles are in
+    default memory and the loops run on a CPU.
+  }];
+  let options = [
+    Option<"workgroupMemory", "workgroup-memory", "bool", /*default=*/"true",
+           "Tiles in GPU workgroup memory (false: default memory, so that "
+           "the same loops run on a CPU)">,
+  ];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect",
+    "mlir::bufferization::BufferizationDialect",
+    "mlir::gpu::GPUDialect",
+    "mlir::math::MathDialect",
+    "mlir::memref::MemRefDialect",
+    "mlir::scf::SCFDialect",
+    "mlir::tensor::TensorDialect",
+  ];
+}
+
 def MapForallToGPUPass : Pass<"moka-map-forall-to-gpu", "mlir::func::FuncOp"> {
   let summary = "Turn scf.forall loops mapped to GPU blocks into gpu.launch";
   let description = [{
