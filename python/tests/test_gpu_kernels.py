@@ -6,7 +6,8 @@
 staging, bounds checks and epilogues that moka-map-forall-to-gpu maps to a
 GPU, run on the CPU with each thread loop run to completion before the next
 (what the barrier after each guarantees on a GPU), against float64. These
-run on every machine; test_gpu.py runs the mapped kernels where a GPU is."""
+run on every machine. Each test also runs on the GPU itself (`device` "cuda":
+the module through moka-gpu-pipeline), skipped where there is none."""
 
 import math
 import os
@@ -19,15 +20,15 @@ import torch
 import moka
 from moka import reference as ref
 from moka.reference import relative_error
-from moka.tools import find_tool
+from moka.tools import cuda_devices, find_tool
 
 from moka.reference import kv_append, kv_dequantized, kv_empty
 from moka.reference import prefill_attention
 from test_kv import (LATENT, TOL, attend_ir, cache_type, latent_attend_ir,
                      latent_data, lengths, random_kv, rel_err)
 from test_kv_prefill import ir as prefill_ir
-from test_moe_block import (EXPERTS, SHARED, _encode, block, mixtral_block,
-                            random_block)
+from test_moe_block import (EXPERTS, LAYER, SHARED, _encode, block,
+                            deepseek_v3_moe, mixtral_block, random_block)
 
 
 def gpu_form(module):
@@ -39,6 +40,36 @@ def gpu_form(module):
         input=module, capture_output=True, text=True, check=True).stdout
     assert "#gpu.block<z>" in lowered and "#gpu.thread<linear_dim_0>" in lowered
     return lowered
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    cuda_devices() == 0, reason="no CUDA GPU on this machine"))])
+def device(request):
+    """Where the kernels run: "cpu" (their CPU form) or "cuda"."""
+    return request.param
+
+
+def run(module, function, *inputs, device):
+    if device == "cuda":
+        return moka.run(module, function, *inputs, device="cuda")
+    return moka.run(gpu_form(module), function, *inputs)
+
+
+class Compiled:
+    """`module` compiled once in its CPU form, or run on the GPU per call."""
+
+    def __init__(self, module, device):
+        self.module, self.device = module, device
+        self.lib = moka.compile(gpu_form(module)) if device == "cpu" else None
+
+    def __getattr__(self, function):
+        if self.lib is not None:
+            return getattr(self.lib, function)
+
+        def call(*inputs):
+            results = moka.run(self.module, function, *inputs, device="cuda")
+            return results[0] if len(results) == 1 else results
+        return call
 
 
 def expert_reference(x64, experts, ws, swiglu, d):
@@ -66,7 +97,7 @@ def expert_reference(x64, experts, ws, swiglu, d):
     (64, 128, 3, 2, 150),   # segments of more than one row tile
     (130, 40, 5, 3, 9),     # d over two column tiles, f under one step
 ])
-def test_experts_rows(kind, dtype, d, f, e, k, tokens):
+def test_experts_rows(kind, dtype, d, f, e, k, tokens, device):
     rng = np.random.default_rng()
     x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
                      dtype)
@@ -84,13 +115,13 @@ def test_experts_rows(kind, dtype, d, f, e, k, tokens):
     args = [x, experts, ws["w1"][0], ws["w2"][0]]
     if swiglu:
         args.append(ws["w3"][0])
-    y, rows = moka.run(gpu_form(module), "experts", *args)
+    y, rows = run(module, "experts", *args, device=device)
     ref, order = expert_reference(x64, experts, ws, swiglu, d)
     assert rows.tolist() == order
     assert relative_error(y, ref) <= 1e-5
 
 
-def test_experts_rows_past_the_segments_are_zero():
+def test_experts_rows_past_the_segments_are_zero(device):
     """Capacity dropping: kept rows against float64, the rest zero."""
     rng = np.random.default_rng()
     d, f, e, k, tokens = 40, 56, 4, 2, 90
@@ -106,8 +137,8 @@ def test_experts_rows_past_the_segments_are_zero():
         w3arg="", up="").replace(
             "{num_experts = 4 : i64}",
             "{num_experts = 4 : i64, capacity_factor = 0.5 : f64}")
-    y, rows = moka.run(gpu_form(module), "experts", x, experts,
-                       ws["w1"][0], ws["w2"][0])
+    y, rows = run(module, "experts", x, experts, ws["w1"][0], ws["w2"][0],
+                  device=device)
     kept = int((rows >= 0).sum())
     assert 0 < kept < tokens * k
     assert not y[kept:].any()
@@ -134,7 +165,7 @@ def test_experts_rows_past_the_segments_are_zero():
                                         ("gelu", False)])
 @pytest.mark.parametrize("dtype", ["f32", "bf16"])
 @pytest.mark.parametrize("tokens", [1, 70, 129])
-def test_shared_experts_rows(kind, gated, dtype, tokens):
+def test_shared_experts_rows(kind, gated, dtype, tokens, device):
     rng = np.random.default_rng()
     d, fs = 96, 80
     x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
@@ -156,7 +187,7 @@ def test_shared_experts_rows(kind, gated, dtype, tokens):
         inputs.append(w["g"][0])
     module = SHARED.format(d=d, fs=fs, dt=dtype, args=args, kind=kind, up=up,
                            gate=gate)
-    (y,) = moka.run(gpu_form(module), "shared", *inputs)
+    (y,) = run(module, "shared", *inputs, device=device)
     xt = torch.tensor(x64)
     s1, s2, s3, g = (torch.tensor(w[n][1]) for n in ("s1", "s2", "s3", "g"))
     h = (torch.nn.functional.silu(xt @ s1.T) * (xt @ s3.T) if swiglu
@@ -168,14 +199,14 @@ def test_shared_experts_rows(kind, gated, dtype, tokens):
 
 
 @pytest.mark.parametrize("tokens", [1, 16, 130])
-def test_mixtral_block(tokens):
+def test_mixtral_block(tokens, device):
     """The whole block (route, dispatch, the expert kernels, combine) against
     HF's MixtralSparseMoeBlock in float64, experts chosen identically."""
     rng = np.random.default_rng()
     d, e, f, k = 64, 8, 96, 2
     x, wg, w1, w2, w3 = random_block(rng, tokens, d, e, f)
-    out, chosen = moka.run(gpu_form(block(d, e, f, k)), "block", x, wg, w1,
-                           w2, w3)
+    out, chosen = run(block(d, e, f, k), "block", x, wg, w1, w2, w3,
+                      device=device)
     ref, ref_chosen = mixtral_block(x, wg, w1, w2, w3, k)
     assert (np.sort(chosen, 1) == np.sort(ref_chosen, 1)).all()
     assert relative_error(out, ref) <= 1e-5
@@ -189,13 +220,13 @@ def test_mixtral_block(tokens):
     ("i2", (1, 3, 16, 384, 32)),    # 16 query heads per key/value head
     ("bf16", (1, 2, 2, 320, 24)),   # head size not a multiple of 32
 ])
-def test_decode_attention(fmt, shape):
+def test_decode_attention(fmt, shape, device):
     """Every length of check_attention's list (0, 1, the window's edges,
     the capacity), fresh queries each, against float64 attention over the
     dequantized cache."""
     b, h, g, s, d = shape
     t = cache_type(fmt, (b, h, s, d))
-    lib = moka.compile(gpu_form(attend_ir(t, g * h)))
+    lib = Compiled(attend_ir(t, g * h), device)
     rng = np.random.default_rng()
     k, v = random_kv(rng, b, h, s, d)
     storage = kv_empty(t)
@@ -216,7 +247,7 @@ def test_decode_attention(fmt, shape):
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
 
-def test_kat_block():
+def test_kat_block(device):
     """KAT's feed-forward block (two rational KAN layers, whose products
     become tiled contractions over three loops of rows and two of columns)
     against float64."""
@@ -232,8 +263,9 @@ def test_kat_block():
     c1 = (rng.standard_normal(1536) * .1).astype(f)
     c2 = (rng.standard_normal(384) * .1).astype(f)
     with open(os.path.join(EXAMPLES, "kat_ffn.mlir")) as source:
-        module = gpu_form(source.read())
-    (y,) = moka.run(module, "forward", x, a1, b1, w1, c1, a2, b2, w2, c2)
+        module = source.read()
+    (y,) = run(module, "forward", x, a1, b1, w1, c1, a2, b2, w2, c2,
+               device=device)
     h = ref.kan_layer("rational", x, w1, c1, numerator=a1, denominator=b1)
     expected = ref.kan_layer("rational", h, w2, c2, numerator=a2,
                              denominator=b2)
@@ -264,7 +296,7 @@ func.func @f(%a: tensor<{a}>, %b: tensor<{b}>, %c: tensor<{c}>) -> tensor<{c}> {
     # Two row loops, two reduction loops.
     dict(a=(5, 13, 6, 7), b=(6, 7, 90), c=(5, 13, 90), ein="pqrs,rsn->pqn"),
 ])
-def test_contractions(case):
+def test_contractions(case, device):
     """linalg contractions through moka-gpu-contractions (rows, columns,
     reductions and batches of several loops; operands in either order along
     memory; narrow input types) against float64, accumulating onto a
@@ -295,18 +327,17 @@ def test_contractions(case):
         iters=", ".join('"parallel"' if l in out else '"reduction"'
                         for l in loops),
         body="\n    ".join(body))
-    lowered = gpu_form(module)
-    assert "linalg.generic" not in lowered.split("func.func @f")[1]
+    assert "linalg.generic" not in gpu_form(module).split("func.func @f")[1]
     a, a64 = _encode(rng.standard_normal(case["a"]).astype(np.float32), ta)
     b, b64 = _encode(rng.standard_normal(case["b"]).astype(np.float32), tb)
     c = rng.standard_normal(case["c"]).astype(np.float32)
-    (y,) = moka.run(lowered, "f", a, b, c)
+    (y,) = run(module, "f", a, b, c, device=device)
     expected = c.astype(np.float64) + np.einsum(ein, a64, b64)
     assert relative_error(y, expected) <= 1e-5
 
 
 @pytest.mark.parametrize("n", [1, 37, 256])
-def test_latent_attention(n):
+def test_latent_attention(n, device):
     """A latent cache with up-projections: its reconstruction and attention
     products through moka-gpu-contractions."""
     t = LATENT
@@ -314,18 +345,18 @@ def test_latent_attention(n):
     c, uk, uv = latent_data(rng, t, n)
     storage = kv_append(kv_empty(t), t, c)
     q = rng.standard_normal((2, 4, 32)).astype(np.float32)
-    (o,) = moka.run(gpu_form(latent_attend_ir(t)), "attend", q, *storage, uk,
-                    uv)
+    (o,) = run(latent_attend_ir(t), "attend", q, *storage, uk, uv,
+               device=device)
     assert rel_err(o, ref.kv_latent_attention(q, c, uk, uv)) <= TOL
 
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("elt,dtype", [("f32", np.float32),
                                        ("f16", np.float16)])
-def test_prefill_attention(causal, elt, dtype):
+def test_prefill_attention(causal, elt, dtype, device):
     """Prefill attention's score product through moka-gpu-contractions."""
     b, hq, hkv, d = 2, 8, 2, 32
-    lib = moka.compile(gpu_form(prefill_ir(b, hq, hkv, d, elt, causal)))
+    lib = Compiled(prefill_ir(b, hq, hkv, d, elt, causal), device)
     rng = np.random.default_rng()
     for t in [1, 7, 100]:
         q = rng.standard_normal((b, hq, t, d)).astype(np.float32)
@@ -333,3 +364,30 @@ def test_prefill_attention(causal, elt, dtype):
         v = rng.standard_normal((b, hkv, t, d)).astype(dtype)
         expected = prefill_attention(q, k, v, causal)
         assert rel_err(lib.f(q, k, v), expected) <= TOL
+
+
+def test_deepseek_v3_layer(device):
+    """The DeepSeek-V3-style composite layer (sigmoid scoring with a bias,
+    group-limited selection, scale 2.5, a shared expert) with its products
+    as GPU kernels, against a float64 reimplementation."""
+    rng = np.random.default_rng()
+    d, e, f, fs, k, t = 48, 16, 40, 56, 4, 70
+    x, wg, w1, w2, w3 = random_block(rng, t, d, e, f)
+    bias = (rng.standard_normal(e) * 0.1).astype(np.float32)
+    s1 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
+    s3 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
+    s2 = (rng.standard_normal((d, fs)) / math.sqrt(fs)).astype(np.float32)
+    extra_args = (f", %b: tensor<{e}xf32>, %s1: tensor<{fs}x{d}xf32>, "
+                  f"%s2: tensor<{d}x{fs}xf32>, %s3: tensor<{fs}x{d}xf32>")
+    extra = (f" bias(%b : tensor<{e}xf32>) shared(%s1, %s2 : "
+             f"tensor<{fs}x{d}xf32>, tensor<{d}x{fs}xf32>) shared_up(%s3 : "
+             f"tensor<{fs}x{d}xf32>)")
+    attrs = (f"k = {k} : i64, scoring = #moe<scoring sigmoid>, n_group = 4 : "
+             "i64, topk_group = 2 : i64, group_score = #moe<group_score "
+             "top2_sum>, normalize = true, routed_scaling_factor = 2.5 : f64")
+    module = LAYER.format(d=d, e=e, f=f, extra_args=extra_args, extra=extra,
+                          attrs=attrs)
+    (out,) = run(module, "layer", x, np.ascontiguousarray(wg.T), w1, w2, w3,
+                 bias, s1, s2, s3, device=device)
+    expected, _ = deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3, k, 4, 2)
+    assert relative_error(out, expected) <= 1e-5
