@@ -120,8 +120,8 @@ void moka::buildGPUPipeline(OpPassManager &pm,
   buildBufferization(pm, [](OpPassManager &nested) {
     nested.addNestedPass<func::FuncOp>(createCopyGlobalsPass());
   });
-  // Loops already mapped to blocks and threads (the MoE experts' grouped
-  // products) become kernels first.
+  // Loops already mapped to blocks and threads (moka-gpu-codegen's kernels:
+  // contractions, MoE experts, decode attention) become kernels first.
   pm.addNestedPass<func::FuncOp>(createMapForallToGPUPass());
 
   // Parallel loops, mapped to blocks of threads, become gpu.launch.

@@ -140,10 +140,11 @@ struct Kernel {
     int64_t threads = k.threadCount;
     {
       OpBuilder::InsertionGuard guard(b);
+      // Row tiles on x (up to 2^31 - 1 blocks; y and z stop at 65535).
       SmallVector<Value> ids =
-          k.blocks({k.tiles(cols, kTile), k.tiles(rows, kTile), batch});
-      Value c0 = k.mul(ids[0], k.index(kTile));
-      Value r0 = k.mul(ids[1], k.index(kTile));
+          k.blocks({k.tiles(rows, kTile), k.tiles(cols, kTile), batch});
+      Value r0 = k.mul(ids[0], k.index(kTile));
+      Value c0 = k.mul(ids[1], k.index(kTile));
       Value aTile = k.tile({kStep, kTile + 1});
       Value bTile = k.tile({kStep, kTile + 1});
       Value acc = k.tile({kTile, kTile});
@@ -261,7 +262,8 @@ struct GPUContractionsPass
     SmallVector<linalg::LinalgOp> candidates;
     getOperation().walk([&](linalg::LinalgOp op) {
       // Only contractions at the top level of a function: a kernel cannot
-      // be launched from inside another loop's body.
+      // be launched from a parallel loop's body, and one in a sequential
+      // loop or a branch would mostly be a small product.
       if (op->getParentOp() != getOperation().getOperation() ||
           !op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
           op.getNumDpsInits() != 1 || !isMulAddBody(op))
@@ -271,8 +273,13 @@ struct GPUContractionsPass
     for (linalg::LinalgOp op : candidates) {
       FailureOr<linalg::ContractionDimensions> dims =
           linalg::inferContractionDims(op);
+      // Every loop must be a row, column, reduction or batch loop (a
+      // reduction that one operand alone indexes is none of them).
       if (failed(dims) || dims->m.empty() || dims->n.empty() ||
           dims->k.empty() ||
+          dims->m.size() + dims->n.size() + dims->k.size() +
+                  dims->batch.size() !=
+              op.getNumLoops() ||
           !llvm::all_of(op.getIndexingMapsArray(), [](AffineMap m) {
             return m.isProjectedPermutation(/*allowZeroInResults=*/false);
           }))
@@ -285,7 +292,7 @@ struct GPUContractionsPass
         fits &= !ShapedType::isDynamic(ranges[l]);
         batch *= fits ? ranges[l] : 1;
       }
-      if (!fits || batch > kMaxGridZ)
+      if (!fits || batch < 1 || batch > kMaxGridZ)
         continue;
       OpBuilder b(op);
       Kernel kernel{b,

@@ -56,6 +56,17 @@ std::optional<SmallVector<unsigned>> blockDims(scf::ForallOp op) {
   return dims;
 }
 
+/// Whether `op` is a one-dimensional loop on #gpu.thread<x> or
+/// #gpu.thread<linear_dim_0> (the block is one-dimensional).
+bool isThreadLoop(scf::ForallOp op) {
+  std::optional<ArrayAttr> mapping = op.getMapping();
+  if (!mapping || mapping->size() != 1 || op.getRank() != 1)
+    return false;
+  auto thread = dyn_cast<gpu::GPUThreadMappingAttr>((*mapping)[0]);
+  return thread && (thread.getThread() == gpu::MappingId::DimX ||
+                    thread.getThread() == gpu::MappingId::LinearDim0);
+}
+
 bool isWorkgroup(MemRefType type) {
   auto space = dyn_cast_or_null<gpu::AddressSpaceAttr>(type.getMemorySpace());
   return space && space.getValue() == gpu::AddressSpace::Workgroup;
@@ -89,10 +100,40 @@ struct MapForallToGPUPass
                          "static sizes");
         return WalkResult::interrupt();
       }
+      if (!isThreadLoop(nested)) {
+        nested.emitError("moka-map-forall-to-gpu: thread loops must be "
+                         "one-dimensional, on #gpu.thread<x> or "
+                         "<linear_dim_0>");
+        return WalkResult::interrupt();
+      }
+      if (nested->getParentOfType<scf::ForallOp>() != op) {
+        nested.emitError("moka-map-forall-to-gpu: thread loops must not "
+                         "nest");
+        return WalkResult::interrupt();
+      }
       threads = std::max(threads, llvm::product_of(*sizes));
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())
+      return failure();
+    // Outside thread loops, every thread of the block runs the code: a
+    // write there would race with the other threads.
+    WalkResult writes =
+        op.getBody()->walk<WalkOrder::PreOrder>([&](Operation *inner) {
+          if (isa<scf::ForallOp>(inner))
+            return WalkResult::skip();
+          // Branches and loops: their bodies' ops are checked one by one.
+          if (inner->getNumRegions() != 0)
+            return WalkResult::advance();
+          auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
+          if (effects && effects.hasEffect<MemoryEffects::Write>()) {
+            inner->emitError("moka-map-forall-to-gpu: a write in a block loop "
+                             "outside its thread loops");
+            return WalkResult::interrupt();
+          }
+          return WalkResult::advance();
+        });
+    if (writes.wasInterrupted())
       return failure();
     if (threads > kMaxThreads)
       return op.emitError("moka-map-forall-to-gpu: ")

@@ -96,13 +96,14 @@ def expert_reference(x64, experts, ws, swiglu, d):
     (72, 100, 8, 2, 37),    # d and f not multiples of the tiles or steps
     (64, 128, 3, 2, 150),   # segments of more than one row tile
     (130, 40, 5, 3, 9),     # d over two column tiles, f under one step
+    (32, 48, 4, 2, 0),      # no tokens
 ])
 def test_experts_rows(kind, dtype, d, f, e, k, tokens, device):
     rng = np.random.default_rng()
     x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
                      dtype)
-    experts = np.stack([rng.permutation(e)[:k] for _ in range(tokens)]
-                       ).astype(np.int32)
+    experts = np.array([rng.permutation(e)[:k] for _ in range(tokens)],
+                       np.int32).reshape(tokens, k)
     ws = {n: _encode((rng.standard_normal(shape) / math.sqrt(fan)
                       ).astype(np.float32), dtype)
           for n, shape, fan in (("w1", (e, f, d), d), ("w2", (e, d, f), f),
@@ -164,7 +165,7 @@ def test_experts_rows_past_the_segments_are_zero(device):
 @pytest.mark.parametrize("kind,gated", [("swiglu", False), ("swiglu", True),
                                         ("gelu", False)])
 @pytest.mark.parametrize("dtype", ["f32", "bf16"])
-@pytest.mark.parametrize("tokens", [1, 70, 129])
+@pytest.mark.parametrize("tokens", [0, 1, 70, 129])
 def test_shared_experts_rows(kind, gated, dtype, tokens, device):
     rng = np.random.default_rng()
     d, fs = 96, 80
@@ -219,6 +220,8 @@ def test_mixtral_block(tokens, device):
     ("i4", (2, 2, 4, 1024, 128)),
     ("i2", (1, 3, 16, 384, 32)),    # 16 query heads per key/value head
     ("bf16", (1, 2, 2, 320, 24)),   # head size not a multiple of 32
+    ("f32", (1, 2, 3, 300, 20)),    # keys staged with a partial last round
+    ("f16", (1, 1, 2, 260, 320)),   # head size over the 256 threads
 ])
 def test_decode_attention(fmt, shape, device):
     """Every length of check_attention's list (0, 1, the window's edges,
@@ -295,6 +298,10 @@ func.func @f(%a: tensor<{a}>, %b: tensor<{b}>, %c: tensor<{c}>) -> tensor<{c}> {
          ta="bf16"),
     # Two row loops, two reduction loops.
     dict(a=(5, 13, 6, 7), b=(6, 7, 90), c=(5, 13, 90), ein="pqrs,rsn->pqn"),
+    # A transposed left operand (A[k, m]), dynamic rows.
+    dict(a=(50, 77), b=(50, 9), c=(77, 9), ein="km,kn->mn", dynamic=(1, 0)),
+    # Dynamic rows, none of them.
+    dict(a=(0, 40), b=(40, 24), c=(0, 24), ein="mk,kn->mn", dynamic=(0, 0)),
 ])
 def test_contractions(case, device):
     """linalg contractions through moka-gpu-contractions (rows, columns,
@@ -320,14 +327,20 @@ def test_contractions(case, device):
         body.append(f"%we = arith.extf %w : {tb} to f32")
         xb = "%we"
     body += [f"%p = arith.mulf {xa}, {xb} : f32", "%s = arith.addf %acc, %p : f32"]
-    shape = lambda dims, t: "x".join(map(str, dims)) + f"x{t}"
+    dynamic = case.get("dynamic")  # (dimension of a, of c) left dynamic
+
+    def shape(dims, t, dyn=None):
+        return "x".join("?" if i == dyn else str(n)
+                        for i, n in enumerate(dims)) + f"x{t}"
     module = CONTRACTION.format(
-        a=shape(case["a"], ta), b=shape(case["b"], tb), c=shape(case["c"], "f32"),
+        a=shape(case["a"], ta, dynamic and dynamic[0]),
+        b=shape(case["b"], tb),
+        c=shape(case["c"], "f32", dynamic and dynamic[1]),
         ta=ta, tb=tb, maps=", ".join([amap(ia), amap(ib), amap(out)]),
         iters=", ".join('"parallel"' if l in out else '"reduction"'
                         for l in loops),
         body="\n    ".join(body))
-    assert "linalg.generic" not in gpu_form(module).split("func.func @f")[1]
+    assert "= linalg.generic" not in gpu_form(module).split("func.func @f")[1]
     a, a64 = _encode(rng.standard_normal(case["a"]).astype(np.float32), ta)
     b, b64 = _encode(rng.standard_normal(case["b"]).astype(np.float32), tb)
     c = rng.standard_normal(case["c"]).astype(np.float32)

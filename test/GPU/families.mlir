@@ -26,14 +26,14 @@
 // PTX-DAG: .visible .entry kv_append_kernel
 // PTX-DAG: .visible .entry kv_attend_kernel
 // The MoE experts' grouped products: 256-thread blocks staging the gathered
-// rows' and the gate and up weights' tiles (16 x 65 words each) in shared
+// rows' and the gate and up weights' tiles (16 x 66 words each) in shared
 // memory next to two 64 x 64 accumulator tiles, barriers between the
 // copies and the multiply-adds.
 // MOE: .visible .entry mixtral_kernel_{{[0-9]+}}(
 // MOE: .maxntid 256, 1, 1
-// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K:[0-9]+]]_0[4160];
-// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_1[4160];
-// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_2[4160];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K:[0-9]+]]_0[4224];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_1[4224];
+// MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_2[4224];
 // MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_3[16384];
 // MOE: .shared .align 4 .b8 __wg_mixtral_kernel_[[K]]_4[16384];
 // MOE: st.shared.b32

@@ -7,7 +7,7 @@
 // written to a new buffer.
 // CHECK-LABEL: func.func @matmul_transposed
 // CHECK:         %[[OUT:.*]] = memref.alloc(%{{.*}}) : memref<?x130xf32>
-// CHECK:         scf.forall (%{{.*}}, %{{.*}}, %{{.*}}) in (3, %{{.*}}, 1)
+// CHECK:         scf.forall (%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}}, 3, 1)
 // CHECK-COUNT-2:   memref.alloca() : memref<32x65xf32, #gpu.address_space<workgroup>>
 // CHECK:           memref.alloca() : memref<64x64xf32, #gpu.address_space<workgroup>>
 // CHECK:           scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c32
@@ -110,4 +110,42 @@ func.func @left_alone(%a: tensor<8x16xf32>, %b: tensor<16x32xf32>,
     linalg.yield %s : f32
   } -> tensor<?x8x32xf32>
   return %max, %loop, %batched : tensor<8x32xf32>, tensor<8x32xf32>, tensor<?x8x32xf32>
+}
+
+// -----
+
+// Left alone: loops that are none of row, column, reduction or batch (a
+// reduction only the left operand has; a loop only the output has).
+// CHECK-LABEL: func.func @unclassified_loops
+// CHECK-NOT:     gpu.block
+// CHECK-COUNT-2: linalg.generic
+func.func @unclassified_loops(%a: tensor<8x16x4xf32>, %b: tensor<16x32xf32>,
+                              %c: tensor<8x32xf32>, %a2: tensor<8x16xf32>,
+                              %c2: tensor<8x32x3xf32>)
+    -> (tensor<8x32xf32>, tensor<8x32x3xf32>) {
+  %r = linalg.generic {
+      indexing_maps = [affine_map<(m, n, k, r) -> (m, k, r)>,
+                       affine_map<(m, n, k, r) -> (k, n)>,
+                       affine_map<(m, n, k, r) -> (m, n)>],
+      iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%a, %b : tensor<8x16x4xf32>, tensor<16x32xf32>)
+      outs(%c : tensor<8x32xf32>) {
+  ^bb0(%x: f32, %w: f32, %acc: f32):
+    %p = arith.mulf %x, %w : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<8x32xf32>
+  %o = linalg.generic {
+      indexing_maps = [affine_map<(m, n, p, k) -> (m, k)>,
+                       affine_map<(m, n, p, k) -> (k, n)>,
+                       affine_map<(m, n, p, k) -> (m, n, p)>],
+      iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%a2, %b : tensor<8x16xf32>, tensor<16x32xf32>)
+      outs(%c2 : tensor<8x32x3xf32>) {
+  ^bb0(%x: f32, %w: f32, %acc: f32):
+    %p = arith.mulf %x, %w : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<8x32x3xf32>
+  return %r, %o : tensor<8x32xf32>, tensor<8x32x3xf32>
 }

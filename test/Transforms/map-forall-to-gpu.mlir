@@ -128,3 +128,90 @@ func.func @nested_block_loop(%out: memref<?xf32>) {
   }
   return
 }
+
+// -----
+
+// A block loop on (y, x) with thread loops in a branch and a sequential loop
+// (the shape of the staged kernels): the barriers stay inside the loop,
+// after each thread loop.
+// CHECK-LABEL: func.func @branch_and_steps
+// CHECK:         gpu.launch blocks(%[[BX:.*]], %[[BY:.*]], %{{.*}}) in (%{{.*}} = %c3, %{{.*}} = %c5, %{{.*}} = %c1{{.*}})
+// CHECK:           memref.load %{{.*}}[%[[BY]]]
+// CHECK:           memref.load %{{.*}}[%[[BX]]]
+// CHECK:           scf.if
+// CHECK:             scf.for
+// CHECK:               gpu.thread_id{{ +}}x
+// CHECK:               memref.store
+// CHECK:               gpu.barrier
+// CHECK:               gpu.thread_id{{ +}}x
+// CHECK:               memref.load
+// CHECK:               memref.store
+// CHECK:               gpu.barrier
+// CHECK:             }
+// CHECK:           }
+func.func @branch_and_steps(%in: memref<?xf32>, %out: memref<?xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  scf.forall (%y, %x) in (5, 3) {
+    %tile = memref.alloca() : memref<64xf32, #gpu.address_space<workgroup>>
+    %a = memref.load %in[%y] : memref<?xf32>
+    %b = memref.load %in[%x] : memref<?xf32>
+    %go = arith.cmpf olt, %a, %b : f32
+    scf.if %go {
+      scf.for %s = %c0 to %n step %c1 {
+        scf.forall (%t) in (64) {
+          memref.store %a, %tile[%t] : memref<64xf32, #gpu.address_space<workgroup>>
+        } {mapping = [#gpu.thread<x>]}
+        scf.forall (%t) in (64) {
+          %v = memref.load %tile[%t] : memref<64xf32, #gpu.address_space<workgroup>>
+          memref.store %v, %out[%t] : memref<?xf32>
+        } {mapping = [#gpu.thread<x>]}
+      }
+    }
+  } {mapping = [#gpu.block<y>, #gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @nested_thread_loops(%out: memref<?xf32>) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%x) in (4) {
+    scf.forall (%t) in (16) {
+      // expected-error @below {{moka-map-forall-to-gpu: thread loops must not nest}}
+      scf.forall (%u) in (16) {
+        memref.store %cst, %out[%u] : memref<?xf32>
+      } {mapping = [#gpu.thread<linear_dim_0>]}
+    } {mapping = [#gpu.thread<linear_dim_0>]}
+  } {mapping = [#gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @two_dimensional_threads(%out: memref<?x?xf32>) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%x) in (4) {
+    // expected-error @below {{moka-map-forall-to-gpu: thread loops must be one-dimensional, on #gpu.thread<x> or <linear_dim_0>}}
+    scf.forall (%t, %u) in (16, 16) {
+      memref.store %cst, %out[%t, %u] : memref<?x?xf32>
+    } {mapping = [#gpu.thread<y>, #gpu.thread<x>]}
+  } {mapping = [#gpu.block<x>]}
+  return
+}
+
+// -----
+
+func.func @write_outside_thread_loops(%out: memref<?xf32>, %c: i1) {
+  %cst = arith.constant 0.0 : f32
+  scf.forall (%x) in (4) {
+    scf.if %c {
+      // expected-error @below {{moka-map-forall-to-gpu: a write in a block loop outside its thread loops}}
+      memref.store %cst, %out[%x] : memref<?xf32>
+    }
+    scf.forall (%t) in (16) {
+      memref.store %cst, %out[%t] : memref<?xf32>
+    } {mapping = [#gpu.thread<linear_dim_0>]}
+  } {mapping = [#gpu.block<x>]}
+  return
+}

@@ -88,7 +88,10 @@ std::string checkGPUPipelineOptions(const GPUPipelineOptions &options);
 /// `kv` caches expanded into their storage tensors (with the kv ops lowered):
 /// the signatures tools show and the C interface carries. The first passes
 /// of every pipeline; tools run them alone first to read signatures. With
-/// `cpuKernels`, decode attention becomes explicit vector code for CPUs.
+/// `cpuKernels`, decode attention becomes explicit vector code for CPUs;
+/// with `gpuKernels`, loops mapped to GPU blocks and threads, their tiles
+/// in workgroup memory or, without `workgroupMemory`, in default memory
+/// (the form that runs on a CPU).
 void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false,
                          bool gpuKernels = false, bool workgroupMemory = true);
 
@@ -98,8 +101,9 @@ void buildCacheExpansion(mlir::OpPassManager &pm, bool cpuKernels = false,
 /// around matrix products when given). With `cpuKernels`, decode attention
 /// and small batches of MoE experts become explicit vector code for CPUs
 /// (convert-kv-to-linalg and convert-moe-to-linalg's `cpu-kernels`); with
-/// `gpuKernels`, MoE experts become loops mapped to GPU blocks and threads
-/// (convert-moe-to-linalg's `gpu-kernels`).
+/// `gpuKernels`, decode attention and MoE experts become loops mapped to
+/// GPU blocks and threads (their `gpu-kernels`, with `workgroupMemory` as
+/// in buildCacheExpansion).
 void buildLoweringToLinalg(mlir::OpPassManager &pm,
                            std::optional<int64_t> fusionRowTile,
                            bool cpuKernels = false, bool gpuKernels = false,

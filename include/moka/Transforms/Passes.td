@@ -141,17 +141,20 @@ def GPUContractionsPass : Pass<"moka-gpu-contractions", "mlir::func::FuncOp"> {
   let description = [{
     Each linalg op on tensors at the top level of a function whose body is
     `out + x * y` (f32 accumulation, inputs of any float type) and whose
-    maps make it a contraction (`linalg::inferContractionDims`: loops over
-    rows `m`, columns `n`, reductions `k` and batch, each possibly several
-    loops, projected permutations) becomes loops over GPU blocks (64-column
-    tiles, 64-row tiles, batch) and 256-thread loops (GPUKernelBuilder):
-    per step of 32 along the reduction, both operands' tiles are copied to
-    workgroup memory (consecutive threads along the operand's innermost
-    dimension: coalesced), then each thread accumulates a 4 x 4 tile of
-    outputs in registers; the last loop writes `init + sum`. Batch loops
-    must be static and within the grid's 65535. moka-map-forall-to-gpu
-    makes the kernels. With `workgroup-memory=false` the tiles are in
-    default memory and the loops run on a CPU.
+    maps make it a contraction (`linalg::inferContractionDims`: every loop a
+    row `m`, column `n`, reduction `k` or batch loop, each kind possibly
+    several loops; projected permutations) becomes loops over GPU blocks
+    (64-row tiles, 64-column tiles, batch) and 256-thread loops
+    (GPUKernelBuilder): per step of 32 along the reduction, both operands'
+    tiles are copied to workgroup memory (consecutive threads along the
+    operand's innermost dimension: coalesced), then each thread adds the
+    step's products to a 4 x 4 tile of outputs, in registers during the
+    step and in workgroup memory between steps; the last loop writes
+    `init + sum`. Batch loops must be static, 1 to 65535 in all. The
+    operands' sizes are assumed to agree (moka-insert-shape-checks checks
+    dynamic ones earlier in the pipelines). moka-map-forall-to-gpu makes
+    the kernels. With `workgroup-memory=false` the tiles are in default
+    memory and the loops run on a CPU.
   }];
   let options = [
     Option<"workgroupMemory", "workgroup-memory", "bool", /*default=*/"true",
@@ -181,7 +184,12 @@ def MapForallToGPUPass : Pass<"moka-map-forall-to-gpu", "mlir::func::FuncOp"> {
     it (static sizes) are then mapped to thread ids by upstream's
     `mapNestedForallToThreadsImpl` (the code of the transform op
     `gpu.map_nested_forall_to_threads`), with a barrier after each; the
-    block has as many threads as the largest of them.
+    block has as many threads as the largest of them. Thread loops are
+    one-dimensional (`#gpu.thread<x>` or `<linear_dim_0>`), not nested in
+    one another, and every thread of a block must reach each of them (the
+    conditions and bounds of the branches and loops around them must be
+    the same in a block): the barriers are block-wide. The block loop's body
+    outside thread loops runs in every thread, so it may not write memory.
   }];
   let dependentDialects = [
     "mlir::affine::AffineDialect",

@@ -1145,7 +1145,7 @@ struct GPUDecodeKernel {
     auto qt = cast<RankedTensorType>(q4.getType());
     int64_t bsz = type.getBatch(), heads = type.getHeads();
     int64_t g = qt.getDimSize(2);
-    int64_t words = g * d + g * kChunk + kStep * (d + 1);
+    int64_t words = g * d + g * kChunk + kStep * (d + 2);
     if (g > kMaxHeads || words > kMaxTileWords)
       return Value();
     int64_t threads = k.threadCount;
@@ -1173,7 +1173,9 @@ struct GPUDecodeKernel {
       Value hi = arith::MinUIOp::create(b, loc, k.add(t0, k.index(kChunk)), n);
       Value qTile = k.tile({g, d});
       Value sTile = k.tile({g, kChunk});
-      Value kTile = k.tile({kStep, d + 1});
+      // A warp reads one channel of 32 keys: an odd line length puts them
+      // on 32 distinct banks.
+      Value kTile = k.tile({kStep, d % 2 == 0 ? d + 1 : d + 2});
       // Strided loops over `count` items: body(i) for i < count.
       auto forEach = [&](int64_t count, function_ref<void(Value)> body) {
         k.threads([&](Value t) {
@@ -1539,18 +1541,19 @@ struct DecodeAttentionLowering
     } else if (cpuKernels) {
       o4 = attentionKernel(b, loc, groupQuery(b, loc, q, type.getHeads()),
                            storage, type, n, scale);
-    } else if (gpuKernels &&
-               (o4 = GPUDecodeKernel{b, loc, type,
-                                     GPUKernelBuilder{b, loc, workgroupMemory}}
-                         .build(groupQuery(b, loc, q, type.getHeads()), storage,
-                                n, scale))) {
-      // The GPU kernel.
-    } else if (!type.isQuantized()) {
+    } else if (gpuKernels) {
+      // Null where the kernel does not apply: the generic forms below.
+      o4 =
+          GPUDecodeKernel{b, loc, type,
+                          GPUKernelBuilder{b, loc, workgroupMemory}}
+              .build(groupQuery(b, loc, q, type.getHeads()), storage, n, scale);
+    }
+    if (!o4 && !type.isQuantized()) {
       Value keys = sliceDim(b, loc, storage[0], 2, b.getIndexAttr(0), n);
       Value values = sliceDim(b, loc, storage[1], 2, b.getIndexAttr(0), n);
       o4 = floatAttention(b, loc, groupQuery(b, loc, q, type.getHeads()), keys,
                           values, scale);
-    } else {
+    } else if (!o4) {
       // Scores of the compressed tokens then of the window, one softmax over
       // both, then the two weighted sums.
       Value q4 = groupQuery(b, loc, q, type.getHeads());

@@ -999,7 +999,7 @@ struct SmallBatchKernel {
 
 /// moe.experts as grouped matrix products for GPUs, in two kernels (gate
 /// and up with the activation, then down), each an `scf.forall` over
-/// blocks (column tile, row tile, expert) mapped to `#gpu.block` ids whose
+/// blocks (row tile, column tile, expert) mapped to `#gpu.block` ids whose
 /// body stages operand tiles in workgroup memory:
 ///   - a block takes 64 rows of its expert's segment (blocks past the end
 ///     of the segment do nothing) and 64 output columns;
@@ -1024,8 +1024,8 @@ struct GPUExpertKernel {
   static constexpr int64_t kSide = 16;
   static constexpr int64_t kMicro = kTile / kSide;
   /// Steps along the contraction: 16 with two weight operands (gate and up:
-  /// 44.5 KB of workgroup memory), else 32 (32.5 KB); both under the 48 KB
-  /// a block may have statically.
+  /// 45 248 bytes of workgroup memory), else 32 (33 024 bytes); both under
+  /// the 48 KiB a block may have statically.
   static constexpr int64_t kStepPair = 16, kStepSingle = 32;
 
   OpBuilder &b;
@@ -1045,19 +1045,22 @@ struct GPUExpertKernel {
     int64_t tk = wb ? kStepPair : kStepSingle;
     int64_t threads = k.threadCount;
     OpBuilder::InsertionGuard guard(b);
+    // Row tiles on x (up to 2^31 - 1 blocks; y and z stop at 65535).
     SmallVector<Value> ids =
-        k.blocks({k.tiles(cols, kTile), k.tiles(numRows, kTile), numExperts});
-    Value c0 = k.mul(ids[0], k.index(kTile));
-    Value r0 = k.mul(ids[1], k.index(kTile));
+        k.blocks({k.tiles(numRows, kTile), k.tiles(cols, kTile), numExperts});
+    Value r0 = k.mul(ids[0], k.index(kTile));
+    Value c0 = k.mul(ids[1], k.index(kTile));
     Value e = ids[2];
     Value lo = k.loadIndex(offsets, {e});
     Value count = arith::SubIOp::create(
         b, loc, k.loadIndex(offsets, {k.add(e, k.index(1))}), lo);
-    // Staged tiles, transposed ([i][row], [i][col]) and padded by one word
-    // per line so that the transposing stores do not conflict on banks.
-    Value aTile = k.tile({tk, kTile + 1});
-    Value waTile = k.tile({tk, kTile + 1});
-    Value wbTile = wb ? k.tile({tk, kTile + 1}) : Value();
+    // Staged tiles, transposed ([i][row], [i][col]). A warp's stores cover
+    // 32 / tk lines of tk steps; 32 / tk words of padding per line put them
+    // on 32 distinct banks.
+    int64_t line = kTile + 32 / tk;
+    Value aTile = k.tile({tk, line});
+    Value waTile = k.tile({tk, line});
+    Value wbTile = wb ? k.tile({tk, line}) : Value();
     SmallVector<Value> accs = {k.tile({kTile, kTile})};
     if (wb)
       accs.push_back(k.tile({kTile, kTile}));
@@ -1234,11 +1237,8 @@ struct GPUExpertKernel {
 /// ones transpose the stacks once and use the outer-product register tiles.
 struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
   ExpertsOpLowering(MLIRContext *ctx, const MoEKernelOptions &kernels)
-      : OpConversionPattern(ctx), cpuKernels(kernels.cpuKernels),
-        kernels(kernels) {}
+      : OpConversionPattern(ctx), kernels(kernels) {}
 
-  /// Small batches of SwiGLU and GELU experts as SmallBatchKernel.
-  bool cpuKernels;
   MoEKernelOptions kernels;
 
   /// Rows per expert, on average, up to which the dot form is used.
@@ -1394,7 +1394,7 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
     } else {
       // The form is chosen at run time from the number of rows.
       Value n = tensor::DimOp::create(b, loc, adaptor.getRows(), 0);
-      bool kernel = cpuKernels && op.getKind() != moe::ExpertKind::kan;
+      bool kernel = kernels.cpuKernels && op.getKind() != moe::ExpertKind::kan;
       int64_t bound = kernel ? kKernelRowsPerExpert : kDotRowsPerExpert;
       Value small =
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, n,
@@ -1498,12 +1498,11 @@ struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
 /// a gate is given.
 struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
   SharedExpertsOpLowering(MLIRContext *ctx, const MoEKernelOptions &kernels)
-      : OpConversionPattern(ctx), cpuKernels(kernels.cpuKernels),
-        kernels(kernels) {}
+      : OpConversionPattern(ctx), kernels(kernels) {}
 
-  /// Up to 128 tokens through SmallBatchKernel (one expert, every token).
-  bool cpuKernels;
   MoEKernelOptions kernels;
+  /// With cpuKernels, up to 128 tokens through SmallBatchKernel (one expert,
+  /// every token).
   static constexpr int64_t kKernelTokens = 128;
 
   /// The products on transposed weights.
@@ -1573,7 +1572,7 @@ struct SharedExpertsOpLowering : OpConversionPattern<moe::SharedExpertsOp> {
     OpFoldResult t = tensor::getMixedSize(b, loc, x, 0);
     OpFoldResult d = tensor::getMixedSize(b, loc, x, 1);
     auto w1Type = cast<RankedTensorType>(adaptor.getW1().getType());
-    bool kernelPossible = cpuKernels && w1Type.hasStaticShape() &&
+    bool kernelPossible = kernels.cpuKernels && w1Type.hasStaticShape() &&
                           w1Type.getDimSize(0) % kDotLanes == 0 &&
                           w1Type.getDimSize(1) % kDotLanes == 0;
     Value y;

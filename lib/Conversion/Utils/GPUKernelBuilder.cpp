@@ -83,6 +83,7 @@ Value GPUKernelBuilder::loadOrZero(Value cond, function_ref<Value()> load) {
 }
 
 SmallVector<Value> GPUKernelBuilder::blocks(ArrayRef<Value> sizes) {
+  assert(!sizes.empty() && sizes.size() <= 3 && "a grid has 1 to 3 dims");
   MLIRContext *ctx = b.getContext();
   gpu::MappingId ids[] = {gpu::MappingId::DimX, gpu::MappingId::DimY,
                           gpu::MappingId::DimZ};
@@ -116,7 +117,10 @@ void GPUKernelBuilder::threads(function_ref<void(Value)> body) {
       mapping);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(forall.getTerminator());
-  body(forall.getInductionVar(0));
+  Value t = forall.getInductionVar(0);
+  if (!workgroupMemory)
+    t = arith::SubIOp::create(b, loc, index(threadCount - 1), t);
+  body(t);
 }
 
 void GPUKernelBuilder::repeat(int64_t count, function_ref<void(Value)> body) {

@@ -6,7 +6,15 @@
 // moka-map-forall-to-gpu turns them into gpu.launch (a barrier after each
 // thread loop). With the tiles in default memory instead, the same loops
 // run on a CPU, each thread loop to completion before the next: the form
-// the tests check against float64 on machines without a GPU.
+// the tests check against float64 on machines without a GPU. That form
+// runs a thread loop's iterations in reverse order, so that a kernel whose
+// iterations depend on one another (which a GPU would not honour) fails
+// there too.
+//
+// Rules a kernel keeps (the barriers are block-wide): every thread of a
+// block reaches every thread loop (branches and loops around thread loops
+// have the same conditions and bounds in a whole block); thread loops do
+// not nest; code outside thread loops does not write memory.
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,7 +65,8 @@ struct GPUKernelBuilder {
   /// the launch's workgroup buffer) or, in the CPU form, a heap buffer per
   /// block. Tiles must be allocated directly in the block loop's body.
   mlir::Value tile(llvm::ArrayRef<int64_t> shape);
-  /// A thread loop: `body(t)` for t in [0, threadCount).
+  /// A thread loop: `body(t)` for t in [0, threadCount) (in reverse order in
+  /// the CPU form).
   void threads(llvm::function_ref<void(mlir::Value)> body);
   /// `body(q)` for q in [0, count), a sequential loop.
   void repeat(int64_t count, llvm::function_ref<void(mlir::Value)> body);
