@@ -585,3 +585,75 @@ def test_dynamic_size_mismatch_is_a_run_time_error(function, args, message):
 
     with pytest.raises(moka.MokaError, match=message):
         moka.run(DYNAMIC_SHAPES, function, *args(r))
+
+
+INDICES = """
+func.func @experts(%x: tensor<?x16xf32>, %rows: tensor<?xi32>, %offsets: tensor<5xi32>, %w1: tensor<4x48x16xf32>, %w2: tensor<4x16x48xf32>) -> tensor<?x16xf32> {
+  %y = moe.experts gelu %x, %rows, %offsets, %w1, %w2 : tensor<?x16xf32>, tensor<?xi32>, tensor<5xi32>, tensor<4x48x16xf32>, tensor<4x16x48xf32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+func.func @combine(%y: tensor<?x16xf32>, %slots: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<?x16xf32> {
+  %out = moe.combine %y, %slots, %w : tensor<?x16xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x16xf32>
+  return %out : tensor<?x16xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("rows, offsets, message", [
+    ([0, 1, 3, 0, 1, 2], [0, 2, 4, 5, 6], "a row of the segments is not a "
+     "token of the input"),
+    ([0, 1, 2, 0, 1, -1], [0, 2, 4, 5, 6], "a row of the segments is not a "
+     "token of the input"),
+    ([0, 1, 2, 0, 1, 2], [0, 2, 1, 5, 6], "the offsets must not decrease"),
+    ([0, 1, 2, 0, 1, 2], [0, 2, 4, 5, 7], "the offsets must start at 0 and "
+     "end at most at the number of rows"),
+    ([0, 1, 2, 0, 1, 2], [1, 2, 4, 5, 6], "the offsets must start at 0 and "
+     "end at most at the number of rows"),
+    ([0, 1, 2, 0, 1, 7], [0, 2, 4, 5, 5], None),
+])
+def test_rows_and_offsets_of_a_program_are_checked(rows, offsets, message):
+    """Rows and offsets a program passes to moe.experts itself (not from
+    moe.dispatch) out of range are a run-time error, not a read out of
+    bounds; in range, the experts run on them (rows past offsets[E] are
+    unused and their outputs zero)."""
+    rng = np.random.default_rng()
+    x = rng.standard_normal((3, 16)).astype(np.float32)
+    w1 = (rng.standard_normal((4, 48, 16)) / 4).astype(np.float32)
+    w2 = (rng.standard_normal((4, 16, 48)) / 7).astype(np.float32)
+    args = (x, np.array(rows, np.int32), np.array(offsets, np.int32), w1, w2)
+    if message is not None:
+        with pytest.raises(moka.MokaError, match="moe.experts: " + message):
+            moka.run(INDICES, "experts", *args)
+        return
+    (y,) = moka.run(INDICES, "experts", *args)
+    expected = np.zeros((len(rows), 16))
+    for e in range(4):
+        for r in range(offsets[e], offsets[e + 1]):
+            h = torch.nn.functional.gelu(
+                torch.tensor(x[rows[r]], dtype=torch.float64)
+                @ torch.tensor(w1[e], dtype=torch.float64).T)
+            expected[r] = (h @ torch.tensor(w2[e], dtype=torch.float64).T
+                           ).numpy()
+    assert relative_error(y, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("slots, ok", [([[0, 1], [2, -1], [4, 5]], True),
+                                       ([[0, 1], [2, 6], [4, 5]], False)])
+def test_slots_of_a_program_are_checked(slots, ok):
+    """Slots past the experts' output rows are a run-time error; -1 is a
+    dropped assignment."""
+    rng = np.random.default_rng()
+    y = rng.standard_normal((6, 16)).astype(np.float32)
+    w = rng.standard_normal((3, 2)).astype(np.float32)
+    slots = np.array(slots, np.int32)
+    if not ok:
+        with pytest.raises(moka.MokaError,
+                           match="moe.combine: a slot is not a row of the "
+                                 "experts' output"):
+            moka.run(INDICES, "combine", y, slots, w)
+        return
+    (out,) = moka.run(INDICES, "combine", y, slots, w)
+    expected = np.stack([
+        sum(w[t, s] * y[slots[t, s]].astype(np.float64) for s in range(2)
+            if slots[t, s] >= 0) for t in range(3)])
+    assert relative_error(out, expected) <= 1e-5

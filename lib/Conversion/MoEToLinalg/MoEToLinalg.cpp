@@ -414,6 +414,75 @@ Value i32Const(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
 }
 
+/// A run-time check that `holds(ivs)` is true at every point of the loop
+/// nest over [0, ubs): one scf.for nest folding the conditions, one
+/// cf.assert after it.
+void checkAll(OpBuilder &b, Location loc, ValueRange ubs,
+              function_ref<Value(OpBuilder &, Location, ValueRange)> holds,
+              StringRef message) {
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+  SmallVector<Value> lbs(ubs.size(), zero), steps(ubs.size(), one);
+  Value init = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+  scf::LoopNest nest = scf::buildLoopNest(
+      b, loc, lbs, ubs, steps, ValueRange{init},
+      [&](OpBuilder &nb, Location nl, ValueRange ivs, ValueRange ok) {
+        return scf::ValueVector{
+            arith::AndIOp::create(nb, nl, ok[0], holds(nb, nl, ivs))};
+      });
+  cf::AssertOp::create(b, loc, nest.results.front(), message);
+}
+
+/// Whether `v` is a result of moe.dispatch, whose rows, offsets and slots
+/// are in range by construction.
+bool fromDispatch(Value v) { return v && v.getDefiningOp<moe::DispatchOp>(); }
+
+/// Checks that a program's own rows and offsets are in range: offsets
+/// rising from 0 to at most the number of rows n, and each row of the
+/// segments a token of x (a bad one would be read out of bounds).
+void checkRowsAndOffsets(OpBuilder &b, Location loc, Value x, Value rows,
+                         Value offsets) {
+  auto ult = [](OpBuilder &nb, Location nl, Value lhs, Value rhs) {
+    return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, lhs, rhs);
+  };
+  Value numExperts = arith::SubIOp::create(
+      b, loc, tensor::DimOp::create(b, loc, offsets, 0), indexConst(b, loc, 1));
+  Value n = tensor::DimOp::create(b, loc, rows, 0);
+  Value first = tensor::ExtractOp::create(b, loc, offsets,
+                                          ValueRange{indexConst(b, loc, 0)});
+  Value total = extractIndex(b, loc, offsets, {numExperts});
+  cf::AssertOp::create(
+      b, loc,
+      arith::AndIOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, first,
+                                i32Const(b, loc, 0)),
+          arith::CmpIOp::create(
+              b, loc, arith::CmpIPredicate::sle,
+              tensor::ExtractOp::create(b, loc, offsets,
+                                        ValueRange{numExperts}),
+              arith::IndexCastOp::create(b, loc, b.getI32Type(), n))),
+      "moe.experts: the offsets must start at 0 and end at most at the "
+      "number of rows");
+  checkAll(
+      b, loc, {numExperts},
+      [&](OpBuilder &nb, Location nl, ValueRange e) {
+        Value next = arith::AddIOp::create(nb, nl, e[0], indexConst(nb, nl, 1));
+        return arith::CmpIOp::create(
+            nb, nl, arith::CmpIPredicate::sle,
+            tensor::ExtractOp::create(nb, nl, offsets, e),
+            tensor::ExtractOp::create(nb, nl, offsets, ValueRange{next}));
+      },
+      "moe.experts: the offsets must not decrease");
+  Value tokens = tensor::DimOp::create(b, loc, x, 0);
+  checkAll(
+      b, loc, {arith::MinUIOp::create(b, loc, total, n).getResult()},
+      [&](OpBuilder &nb, Location nl, ValueRange i) {
+        // Unsigned: a negative row is out of range too.
+        return ult(nb, nl, extractIndex(nb, nl, rows, i), tokens);
+      },
+      "moe.experts: a row of the segments is not a token of the input");
+}
+
 Value filledI32(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                 int64_t v) {
   Value empty = tensor::EmptyOp::create(b, loc, sizes, b.getI32Type());
@@ -1376,6 +1445,8 @@ struct ExpertsOpLowering : OpConversionPattern<moe::ExpertsOp> {
                    {w3, 2, w1, 2}},
                   "moe.experts: the input's and the weights' sizes (d, f) "
                   "must agree");
+    if (!fromDispatch(op.getRows()) || !fromDispatch(op.getOffsets()))
+      checkRowsAndOffsets(b, loc, x, adaptor.getRows(), adaptor.getOffsets());
     if (kernels.gpuKernels && op.getKind() != moe::ExpertKind::kan) {
       Value y = GPUExpertKernel{b, loc, kernels.workgroupMemory}.build(
           op.getKind(), x, adaptor.getRows(), adaptor.getOffsets(), w1, w3, w2);
@@ -1448,6 +1519,26 @@ struct CombineOpLowering : OpConversionPattern<moe::CombineOp> {
                    {adaptor.getShared(), 1, y, 1}},
                   "moe.combine: the slots', weights' and shared output's "
                   "sizes (T, k, d) must agree");
+    // Slots from moe.dispatch index the rows of the experts' output of that
+    // dispatch's rows; others are checked (a bad one would be read out of
+    // bounds). Negative slots are dropped assignments.
+    auto experts = op.getExpertOutputs().getDefiningOp<moe::ExpertsOp>();
+    auto dispatch = op.getSlots().getDefiningOp<moe::DispatchOp>();
+    if (!experts || !dispatch || experts.getRows() != dispatch.getRows()) {
+      Value rowsOfY = tensor::DimOp::create(b, loc, y, 0);
+      checkAll(
+          b, loc,
+          {tensor::DimOp::create(b, loc, slots, 0).getResult(),
+           tensor::DimOp::create(b, loc, slots, 1).getResult()},
+          [&](OpBuilder &nb, Location nl, ValueRange ts) {
+            Value slot = tensor::ExtractOp::create(nb, nl, slots, ts);
+            return arith::CmpIOp::create(
+                nb, nl, arith::CmpIPredicate::slt,
+                arith::IndexCastOp::create(nb, nl, nb.getIndexType(), slot),
+                rowsOfY);
+          },
+          "moe.combine: a slot is not a row of the experts' output");
+    }
     SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(b, loc, slots, 0),
                                        tensor::getMixedSize(b, loc, y, 1)};
     Value init =

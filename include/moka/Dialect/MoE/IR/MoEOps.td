@@ -175,7 +175,10 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure, AttrSizedOperandSegments]> {
     holds token `rows[r]` of `x[T, d]` (gathered as it is read, never copied
     into a permuted tensor) and belongs to the expert `e` with
     `offsets[e] <= r < offsets[e + 1]`. Results `y[T * k, d]`, one per
-    permuted row (zero for rows past the last segment).
+    permuted row (zero for rows past the last segment). The offsets rise
+    from `offsets[0] = 0` to at most the number of rows, and every row of
+    the segments is a token of `x`: checked at run time unless `rows` and
+    `offsets` come from `moe.dispatch`.
 
     Expert functions, weights stacked over experts:
 
@@ -229,7 +232,9 @@ def MoE_CombineOp : MoE_Op<"combine", [Pure]> {
   let description = [{
     `out[t] = sum_s weights[t, s] * y[slots[t, s]]` over the `k` slots of
     each token (a slot of -1, a dropped assignment, contributes nothing),
-    plus `shared[t]` when given (the shared experts' output).
+    plus `shared[t]` when given (the shared experts' output). A slot past
+    the rows of `y` is a run-time error (not checked when the slots come
+    from the `moe.dispatch` whose rows `moe.experts` turned into `y`).
 
     ```mlir
     %out = moe.combine %y, %slots, %weights
