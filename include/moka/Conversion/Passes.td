@@ -88,6 +88,22 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     `cpu-kernels` and up to 128 tokens, the kernel above as one expert
     whose segment is every token.
 
+    With `gpu-kernels`, SwiGLU and GELU experts (any d and f) are instead
+    grouped products as loops over GPU blocks (64-row tiles of a segment,
+    64-column tiles, experts; blocks past their segment's end do nothing)
+    and 256-thread loops (GPUKernelBuilder): per step along the
+    contraction, the segment's rows (gathered through `rows`) and the
+    weights' tiles are copied to workgroup memory with coalesced reads, then
+    each thread adds a 4 x 4 tile of products; the first kernel computes the
+    gate and up products together and writes `silu(g) * u` (or `gelu(g)`),
+    the second the down product. Shared experts use them as one expert over
+    every token. With `workgroup-memory=false` the tiles are in default
+    memory and the loops run on a CPU (the form tests check).
+
+    Rows and offsets that do not come from `moe.dispatch`, and slots of
+    `moe.combine` that do not index the output of that dispatch's experts,
+    are checked at run time.
+
     `moe.combine`: one generic over (token, channel) reducing over the
     slots, reading each slot's expert output row with `tensor.extract`.
   }];
