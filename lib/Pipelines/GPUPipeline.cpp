@@ -106,9 +106,9 @@ void moka::buildGPUCodegenPipeline(OpPassManager &pm, bool workgroupMemory) {
   buildLoweringToLinalg(pm, /*fusionRowTile=*/std::nullopt,
                         /*cpuKernels=*/false, /*gpuKernels=*/true,
                         workgroupMemory);
-  GPUContractionsPassOptions contractions;
+  TileGPUContractionsPassOptions contractions;
   contractions.workgroupMemory = workgroupMemory;
-  pm.addNestedPass<func::FuncOp>(createGPUContractionsPass(contractions));
+  pm.addNestedPass<func::FuncOp>(createTileGPUContractionsPass(contractions));
   pm.addPass(createCanonicalizerPass());
 }
 

@@ -1,7 +1,7 @@
 """The GPU kernels of moe.experts and moe.shared_experts
 (convert-moe-to-linalg's `gpu-kernels`), of kv.decode_attention
 (convert-kv-to-linalg's `gpu-kernels`) and of contractions
-(moka-gpu-contractions), in their CPU form (moka-gpu-codegen with
+(moka-tile-gpu-contractions), in their CPU form (moka-gpu-codegen with
 `workgroup-memory=false`): the same loops over blocks and threads, tiles,
 staging, bounds checks and epilogues that moka-map-forall-to-gpu maps to a
 GPU, run on the CPU with each thread loop run to completion before the next
@@ -304,7 +304,7 @@ func.func @f(%a: tensor<{a}>, %b: tensor<{b}>, %c: tensor<{c}>) -> tensor<{c}> {
     dict(a=(0, 40), b=(40, 24), c=(0, 24), ein="mk,kn->mn", dynamic=(0, 0)),
 ])
 def test_contractions(case, device):
-    """linalg contractions through moka-gpu-contractions (rows, columns,
+    """linalg contractions through moka-tile-gpu-contractions (rows, columns,
     reductions and batches of several loops; operands in either order along
     memory; narrow input types) against float64, accumulating onto a
     non-zero init."""
@@ -352,7 +352,7 @@ def test_contractions(case, device):
 @pytest.mark.parametrize("n", [1, 37, 256])
 def test_latent_attention(n, device):
     """A latent cache with up-projections: its reconstruction and attention
-    products through moka-gpu-contractions."""
+    products through moka-tile-gpu-contractions."""
     t = LATENT
     rng = np.random.default_rng()
     c, uk, uv = latent_data(rng, t, n)
@@ -367,7 +367,7 @@ def test_latent_attention(n, device):
 @pytest.mark.parametrize("elt,dtype", [("f32", np.float32),
                                        ("f16", np.float16)])
 def test_prefill_attention(causal, elt, dtype, device):
-    """Prefill attention's score product through moka-gpu-contractions."""
+    """Prefill attention's score product through moka-tile-gpu-contractions."""
     b, hq, hkv, d = 2, 8, 2, 32
     lib = Compiled(prefill_ir(b, hq, hkv, d, elt, causal), device)
     rng = np.random.default_rng()

@@ -136,7 +136,7 @@ def LowerDynamicExpandShapePass : Pass<"moka-lower-dynamic-expand-shape"> {
   ];
 }
 
-def GPUContractionsPass : Pass<"moka-gpu-contractions", "mlir::func::FuncOp"> {
+def TileGPUContractionsPass : Pass<"moka-tile-gpu-contractions", "mlir::func::FuncOp"> {
   let summary = "Linalg contractions as GPU kernels with tiles in workgroup memory";
   let description = [{
     Each linalg op on tensors at the top level of a function whose body is

@@ -1089,9 +1089,7 @@ struct SmallBatchKernel {
 /// zero. Any d and f (bounds checked per element), any element type of x and
 /// the weights (converted to f32 as they are staged).
 struct GPUExpertKernel {
-  static constexpr int64_t kTile = 64;
-  static constexpr int64_t kSide = 16;
-  static constexpr int64_t kMicro = kTile / kSide;
+  static constexpr int64_t kTile = GPUKernelBuilder::kTile;
   /// Steps along the contraction: 16 with two weight operands (gate and up:
   /// 45 248 bytes of workgroup memory), else 32 (33 024 bytes); both under
   /// the 48 KiB a block may have statically.
@@ -1102,7 +1100,7 @@ struct GPUExpertKernel {
   GPUKernelBuilder k;
 
   GPUExpertKernel(OpBuilder &b, Location loc, bool workgroupMemory)
-      : b(b), loc(loc), k{b, loc, workgroupMemory, kSide * kSide} {}
+      : b(b), loc(loc), k{b, loc, workgroupMemory} {}
 
   /// out[lo_e + r, c] = epilogue(sum_i lhs[row(r), i] * wa[e, c, i], the
   /// same with wb) for r in expert e's segment and c < cols, where row(r)
@@ -1112,7 +1110,6 @@ struct GPUExpertKernel {
           Value wa, Value wb, Value depth, Value cols, Value out,
           function_ref<Value(OpBuilder &, Location, Value, Value)> epilogue) {
     int64_t tk = wb ? kStepPair : kStepSingle;
-    int64_t threads = k.threadCount;
     OpBuilder::InsertionGuard guard(b);
     // Row tiles on x (up to 2^31 - 1 blocks; y and z stop at 65535).
     SmallVector<Value> ids =
@@ -1135,42 +1132,30 @@ struct GPUExpertKernel {
       accs.push_back(k.tile({kTile, kTile}));
     // Blocks past the end of the segment do nothing.
     k.when(k.less(r0, count), [&] {
-      k.threads([&](Value t) {
-        k.repeat(kTile * kTile / threads, [&](Value q) {
-          Value i = k.add(t, k.mul(q, k.index(threads)));
-          Value r = k.divConst(i, kTile), c = k.remConst(i, kTile);
-          for (Value acc : accs)
-            memref::StoreOp::create(b, loc, k.f32(0.0), acc, ValueRange{r, c});
-        });
-      });
+      k.zeroTiles(accs);
       auto steps = scf::ForOp::create(b, loc, k.index(0), depth, k.index(tk));
       {
         OpBuilder::InsertionGuard g2(b);
         b.setInsertionPoint(steps.getBody()->getTerminator());
         stage(steps.getInductionVar(), tk, lhs, rows, lo, count, r0, c0, e, wa,
               wb, depth, cols, aTile, waTile, wbTile);
-        accumulate(tk, aTile, waTile, wbTile, accs);
+        SmallVector<Value> wTiles = {waTile};
+        if (wbTile)
+          wTiles.push_back(wbTile);
+        k.accumulateTiles(tk, aTile, wTiles, accs);
       }
       // Epilogue and writes: consecutive threads write consecutive columns.
-      k.threads([&](Value t) {
-        Value ty = k.divConst(t, kSide), tx = k.remConst(t, kSide);
-        for (int64_t i = 0; i < kMicro; ++i)
-          for (int64_t j = 0; j < kMicro; ++j) {
-            Value tr = k.add(ty, k.index(i * kSide));
-            Value tc = k.add(tx, k.index(j * kSide));
-            Value r = k.add(r0, tr), c = k.add(c0, tc);
-            k.when(k.both(k.less(r, count), k.less(c, cols)), [&] {
-              Value g =
-                  memref::LoadOp::create(b, loc, accs[0], ValueRange{tr, tc});
-              Value u = accs.size() > 1
-                            ? memref::LoadOp::create(b, loc, accs[1],
-                                                     ValueRange{tr, tc})
-                                  .getResult()
-                            : Value();
-              memref::StoreOp::create(b, loc, epilogue(b, loc, g, u), out,
-                                      ValueRange{k.add(lo, r), c});
-            });
-          }
+      k.forEachOwnedOutput([&](Value tr, Value tc) {
+        Value r = k.add(r0, tr), c = k.add(c0, tc);
+        k.when(k.both(k.less(r, count), k.less(c, cols)), [&] {
+          Value g = memref::LoadOp::create(b, loc, accs[0], ValueRange{tr, tc});
+          Value u = accs.size() > 1 ? memref::LoadOp::create(b, loc, accs[1],
+                                                             ValueRange{tr, tc})
+                                          .getResult()
+                                    : Value();
+          memref::StoreOp::create(b, loc, epilogue(b, loc, g, u), out,
+                                  ValueRange{k.add(lo, r), c});
+        });
       });
     });
   }
@@ -1207,53 +1192,6 @@ struct GPUExpertKernel {
           memref::StoreOp::create(b, loc, v, wTile, ValueRange{ii, line});
         }
       });
-    });
-  }
-
-  /// Thread (ty, tx) adds the step's products to its outputs, rows ty + 16 i
-  /// and columns tx + 16 j, in registers, then stores them back.
-  void accumulate(int64_t tk, Value aTile, Value waTile, Value wbTile,
-                  ArrayRef<Value> accs) {
-    k.threads([&](Value t) {
-      Value ty = k.divConst(t, kSide), tx = k.remConst(t, kSide);
-      SmallVector<Value> rowOf, colOf, init;
-      for (int64_t i = 0; i < kMicro; ++i) {
-        rowOf.push_back(k.add(ty, k.index(i * kSide)));
-        colOf.push_back(k.add(tx, k.index(i * kSide)));
-      }
-      for (Value acc : accs)
-        for (int64_t i = 0; i < kMicro; ++i)
-          for (int64_t j = 0; j < kMicro; ++j)
-            init.push_back(memref::LoadOp::create(
-                b, loc, acc, ValueRange{rowOf[i], colOf[j]}));
-      auto inner = scf::ForOp::create(
-          b, loc, k.index(0), k.index(tk), k.index(1), init,
-          [&](OpBuilder &nb, Location nl, Value ii, ValueRange carried) {
-            SmallVector<Value> av, next;
-            for (int64_t i = 0; i < kMicro; ++i)
-              av.push_back(memref::LoadOp::create(nb, nl, aTile,
-                                                  ValueRange{ii, rowOf[i]}));
-            unsigned slot = 0;
-            for (Value wTile : {waTile, wbTile}) {
-              if (!wTile)
-                continue;
-              SmallVector<Value> wv;
-              for (int64_t j = 0; j < kMicro; ++j)
-                wv.push_back(memref::LoadOp::create(nb, nl, wTile,
-                                                    ValueRange{ii, colOf[j]}));
-              for (int64_t i = 0; i < kMicro; ++i)
-                for (int64_t j = 0; j < kMicro; ++j)
-                  next.push_back(math::FmaOp::create(nb, nl, av[i], wv[j],
-                                                     carried[slot++]));
-            }
-            scf::YieldOp::create(nb, nl, next);
-          });
-      unsigned slot = 0;
-      for (Value acc : accs)
-        for (int64_t i = 0; i < kMicro; ++i)
-          for (int64_t j = 0; j < kMicro; ++j)
-            memref::StoreOp::create(b, loc, inner.getResult(slot++), acc,
-                                    ValueRange{rowOf[i], colOf[j]});
     });
   }
 

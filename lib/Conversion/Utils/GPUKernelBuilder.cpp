@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
@@ -135,4 +136,74 @@ void GPUKernelBuilder::when(Value cond, function_ref<void()> body) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
   body();
+}
+
+void GPUKernelBuilder::zeroTiles(ArrayRef<Value> accs) {
+  assert(threadCount == kSide * kSide && "tile products take 256 threads");
+  threads([&](Value t) {
+    repeat(kTile * kTile / threadCount, [&](Value q) {
+      Value i = add(t, mul(q, index(threadCount)));
+      for (Value acc : accs)
+        memref::StoreOp::create(
+            b, loc, f32(0.0), acc,
+            ValueRange{divConst(i, kTile), remConst(i, kTile)});
+    });
+  });
+}
+
+void GPUKernelBuilder::accumulateTiles(int64_t steps, Value lhs,
+                                       ArrayRef<Value> rhs,
+                                       ArrayRef<Value> accs) {
+  assert(threadCount == kSide * kSide && "tile products take 256 threads");
+  assert(rhs.size() == accs.size() && "one accumulator per right operand");
+  threads([&](Value t) {
+    Value ty = divConst(t, kSide), tx = remConst(t, kSide);
+    SmallVector<Value> rowOf, colOf, init;
+    for (int64_t i = 0; i < kMicro; ++i) {
+      rowOf.push_back(add(ty, index(i * kSide)));
+      colOf.push_back(add(tx, index(i * kSide)));
+    }
+    for (Value acc : accs)
+      for (int64_t i = 0; i < kMicro; ++i)
+        for (int64_t j = 0; j < kMicro; ++j)
+          init.push_back(memref::LoadOp::create(
+              b, loc, acc, ValueRange{rowOf[i], colOf[j]}));
+    auto loop = scf::ForOp::create(
+        b, loc, index(0), index(steps), index(1), init,
+        [&](OpBuilder &nb, Location nl, Value s, ValueRange carried) {
+          SmallVector<Value> lv, next;
+          for (int64_t i = 0; i < kMicro; ++i)
+            lv.push_back(
+                memref::LoadOp::create(nb, nl, lhs, ValueRange{s, rowOf[i]}));
+          unsigned slot = 0;
+          for (Value r : rhs) {
+            SmallVector<Value> rv;
+            for (int64_t j = 0; j < kMicro; ++j)
+              rv.push_back(
+                  memref::LoadOp::create(nb, nl, r, ValueRange{s, colOf[j]}));
+            for (int64_t i = 0; i < kMicro; ++i)
+              for (int64_t j = 0; j < kMicro; ++j)
+                next.push_back(
+                    math::FmaOp::create(nb, nl, lv[i], rv[j], carried[slot++]));
+          }
+          scf::YieldOp::create(nb, nl, next);
+        });
+    unsigned slot = 0;
+    for (Value acc : accs)
+      for (int64_t i = 0; i < kMicro; ++i)
+        for (int64_t j = 0; j < kMicro; ++j)
+          memref::StoreOp::create(b, loc, loop.getResult(slot++), acc,
+                                  ValueRange{rowOf[i], colOf[j]});
+  });
+}
+
+void GPUKernelBuilder::forEachOwnedOutput(
+    function_ref<void(Value, Value)> body) {
+  assert(threadCount == kSide * kSide && "tile products take 256 threads");
+  threads([&](Value t) {
+    Value ty = divConst(t, kSide), tx = remConst(t, kSide);
+    for (int64_t i = 0; i < kMicro; ++i)
+      for (int64_t j = 0; j < kMicro; ++j)
+        body(add(ty, index(i * kSide)), add(tx, index(j * kSide)));
+  });
 }

@@ -72,6 +72,24 @@ struct GPUKernelBuilder {
   void repeat(int64_t count, llvm::function_ref<void(mlir::Value)> body);
   /// `body()` when `cond` holds.
   void when(mlir::Value cond, llvm::function_ref<void()> body);
+
+  // Products of kTile x kTile output tiles, accumulated in workgroup tiles
+  // `[kTile, kTile]` by 256 threads (threadCount must be kSide * kSide):
+  // thread t owns the kMicro x kMicro outputs at rows t / kSide + kSide i
+  // and columns t % kSide + kSide j, so a warp touches consecutive words.
+  static constexpr int64_t kTile = 64, kSide = 16, kMicro = kTile / kSide;
+
+  /// A thread loop zeroing the accumulator tiles `accs`.
+  void zeroTiles(llvm::ArrayRef<mlir::Value> accs);
+  /// A thread loop adding to each `accs[p]` the products of `steps` staged
+  /// steps: acc[row][col] += sum_s lhs[s][row] * rhs[p][s][col]. A thread's
+  /// outputs stay in registers during the loop over the steps.
+  void accumulateTiles(int64_t steps, mlir::Value lhs,
+                       llvm::ArrayRef<mlir::Value> rhs,
+                       llvm::ArrayRef<mlir::Value> accs);
+  /// A thread loop calling `body(row, col)` for every output a thread owns.
+  void
+  forEachOwnedOutput(llvm::function_ref<void(mlir::Value, mlir::Value)> body);
 };
 
 } // namespace moka

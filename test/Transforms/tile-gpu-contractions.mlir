@@ -1,4 +1,4 @@
-// RUN: moka-opt %s --split-input-file --pass-pipeline='builtin.module(func.func(moka-gpu-contractions,canonicalize,cse))' | FileCheck %s
+// RUN: moka-opt %s --split-input-file --pass-pipeline='builtin.module(func.func(moka-tile-gpu-contractions,canonicalize,cse))' | FileCheck %s
 
 // A matrix product with a transposed right-hand side (C[m, n] += A[m, k]
 // B[n, k]): blocks over (ceil(130 / 64) column tiles, row tiles, 1), a

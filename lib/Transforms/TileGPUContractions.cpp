@@ -1,4 +1,4 @@
-//===- GPUContractions.cpp - Contractions as tiled GPU kernels ------------===//
+//===- TileGPUContractions.cpp - Contractions as tiled GPU kernels --------===//
 //
 // Rewrites linalg contractions on tensors as loops over GPU blocks and
 // threads with their operand tiles staged in workgroup memory
@@ -21,7 +21,7 @@
 #include "mlir/IR/PatternMatch.h"
 
 namespace moka {
-#define GEN_PASS_DEF_GPUCONTRACTIONSPASS
+#define GEN_PASS_DEF_TILEGPUCONTRACTIONSPASS
 #include "moka/Transforms/Passes.h.inc"
 } // namespace moka
 
@@ -30,9 +30,7 @@ using namespace moka;
 
 namespace {
 
-constexpr int64_t kTile = 64;
-constexpr int64_t kSide = 16;
-constexpr int64_t kMicro = kTile / kSide;
+constexpr int64_t kTile = GPUKernelBuilder::kTile;
 constexpr int64_t kStep = 32;
 constexpr int64_t kMaxGridZ = 65535;
 
@@ -148,14 +146,7 @@ struct Kernel {
       Value aTile = k.tile({kStep, kTile + 1});
       Value bTile = k.tile({kStep, kTile + 1});
       Value acc = k.tile({kTile, kTile});
-      k.threads([&](Value t) {
-        k.repeat(kTile * kTile / threads, [&](Value q) {
-          Value i = k.add(t, k.mul(q, k.index(threads)));
-          memref::StoreOp::create(
-              b, loc, k.f32(0.0), acc,
-              ValueRange{k.divConst(i, kTile), k.remConst(i, kTile)});
-        });
-      });
+      k.zeroTiles({acc});
       auto steps =
           scf::ForOp::create(b, loc, k.index(0), depth, k.index(kStep));
       {
@@ -190,62 +181,22 @@ struct Kernel {
         };
         stage(*lhs, lhsBuf, aTile, dims.m, r0, rows);
         stage(*rhs, rhsBuf, bTile, dims.n, c0, cols);
-        // Thread (ty, tx): outputs at rows ty + 16 i and columns tx + 16 j.
-        k.threads([&](Value t) {
-          Value ty = k.divConst(t, kSide), tx = k.remConst(t, kSide);
-          SmallVector<Value> rowOf, colOf, initial;
-          for (int64_t i = 0; i < kMicro; ++i) {
-            rowOf.push_back(k.add(ty, k.index(i * kSide)));
-            colOf.push_back(k.add(tx, k.index(i * kSide)));
-          }
-          for (int64_t i = 0; i < kMicro; ++i)
-            for (int64_t j = 0; j < kMicro; ++j)
-              initial.push_back(memref::LoadOp::create(
-                  b, loc, acc, ValueRange{rowOf[i], colOf[j]}));
-          auto inner = scf::ForOp::create(
-              b, loc, k.index(0), k.index(kStep), k.index(1), initial,
-              [&](OpBuilder &nb, Location nl, Value s, ValueRange carried) {
-                SmallVector<Value> av, bv, next;
-                for (int64_t i = 0; i < kMicro; ++i) {
-                  av.push_back(memref::LoadOp::create(nb, nl, aTile,
-                                                      ValueRange{s, rowOf[i]}));
-                  bv.push_back(memref::LoadOp::create(nb, nl, bTile,
-                                                      ValueRange{s, colOf[i]}));
-                }
-                for (int64_t i = 0; i < kMicro; ++i)
-                  for (int64_t j = 0; j < kMicro; ++j)
-                    next.push_back(math::FmaOp::create(
-                        nb, nl, av[i], bv[j], carried[i * kMicro + j]));
-                scf::YieldOp::create(nb, nl, next);
-              });
-          for (int64_t i = 0; i < kMicro; ++i)
-            for (int64_t j = 0; j < kMicro; ++j)
-              memref::StoreOp::create(b, loc, inner.getResult(i * kMicro + j),
-                                      acc, ValueRange{rowOf[i], colOf[j]});
-        });
+        k.accumulateTiles(kStep, aTile, {bTile}, {acc});
       }
       // out = init + the sums; consecutive threads take consecutive
       // columns.
-      k.threads([&](Value t) {
-        Value ty = k.divConst(t, kSide), tx = k.remConst(t, kSide);
-        for (int64_t i = 0; i < kMicro; ++i)
-          for (int64_t j = 0; j < kMicro; ++j) {
-            Value tr = k.add(ty, k.index(i * kSide));
-            Value tc = k.add(tx, k.index(j * kSide));
-            Value r = k.add(r0, tr), c = k.add(c0, tc);
-            k.when(k.both(k.less(r, rows), k.less(c, cols)), [&] {
-              SmallVector<Value> ivs(numLoops);
-              delinearize(ids[2], dims.batch, ivs);
-              delinearize(r, dims.m, ivs);
-              delinearize(c, dims.n, ivs);
-              SmallVector<Value> at = indicesOf(*init, ivs);
-              Value sum =
-                  memref::LoadOp::create(b, loc, acc, ValueRange{tr, tc});
-              Value v =
-                  arith::AddFOp::create(b, loc, k.loadF32(initBuf, at), sum);
-              memref::StoreOp::create(b, loc, v, out, at);
-            });
-          }
+      k.forEachOwnedOutput([&](Value tr, Value tc) {
+        Value r = k.add(r0, tr), c = k.add(c0, tc);
+        k.when(k.both(k.less(r, rows), k.less(c, cols)), [&] {
+          SmallVector<Value> ivs(numLoops);
+          delinearize(ids[2], dims.batch, ivs);
+          delinearize(r, dims.m, ivs);
+          delinearize(c, dims.n, ivs);
+          SmallVector<Value> at = indicesOf(*init, ivs);
+          Value sum = memref::LoadOp::create(b, loc, acc, ValueRange{tr, tc});
+          Value v = arith::AddFOp::create(b, loc, k.loadF32(initBuf, at), sum);
+          memref::StoreOp::create(b, loc, v, out, at);
+        });
       });
     }
     return bufferization::ToTensorOp::create(b, loc, outType, out,
@@ -254,8 +205,8 @@ struct Kernel {
   }
 };
 
-struct GPUContractionsPass
-    : public moka::impl::GPUContractionsPassBase<GPUContractionsPass> {
+struct TileGPUContractionsPass
+    : public moka::impl::TileGPUContractionsPassBase<TileGPUContractionsPass> {
   using Base::Base;
 
   void runOnOperation() override {
