@@ -22,13 +22,14 @@ from moka import reference as ref
 from moka.reference import relative_error
 from moka.tools import cuda_devices, find_tool
 
-from moka.reference import kv_append, kv_dequantized, kv_empty
+from moka.reference import kv_append, kv_empty
 from moka.reference import prefill_attention
-from test_kv import (LATENT, TOL, attend_ir, cache_type, latent_attend_ir,
-                     latent_data, lengths, random_kv, rel_err)
+from test_kv import (LATENT, TOL, attend_ir, cache_type, check_attention,
+                     latent_attend_ir, latent_data, rel_err)
 from test_kv_prefill import ir as prefill_ir
-from test_moe_block import (EXPERTS, LAYER, SHARED, _encode, block,
-                            deepseek_v3_moe, mixtral_block, random_block)
+from test_moe_block import (EXPERTS, LAYER, _encode, block, deepseek_v3_moe,
+                            experts_case, mixtral_block, random_block,
+                            shared_experts_case)
 
 
 def gpu_form(module):
@@ -72,23 +73,6 @@ class Compiled:
         return call
 
 
-def expert_reference(x64, experts, ws, swiglu, d):
-    """Each dispatched row (expert order, token order within) through its
-    expert in float64."""
-    tokens, k = experts.shape
-    w1, w2, w3 = (torch.tensor(ws[n][1]) for n in ("w1", "w2", "w3"))
-    xs = torch.tensor(x64)
-    order = sorted((int(experts[t, s]), t) for t in range(tokens)
-                   for s in range(k))
-    ref = np.zeros((tokens * k, d))
-    for r, (ex, t) in enumerate(order):
-        g = xs[t] @ w1[ex].T
-        h = (torch.nn.functional.silu(g) * (xs[t] @ w3[ex].T) if swiglu
-             else torch.nn.functional.gelu(g))
-        ref[r] = (h @ w2[ex].T).numpy()
-    return ref, [t for _, t in order]
-
-
 @pytest.mark.parametrize("kind", ["swiglu", "gelu"])
 @pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
 @pytest.mark.parametrize("d,f,e,k,tokens", [
@@ -99,25 +83,9 @@ def expert_reference(x64, experts, ws, swiglu, d):
     (32, 48, 4, 2, 0),      # no tokens
 ])
 def test_experts_rows(kind, dtype, d, f, e, k, tokens, device):
-    rng = np.random.default_rng()
-    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
-                     dtype)
-    experts = np.array([rng.permutation(e)[:k] for _ in range(tokens)],
-                       np.int32).reshape(tokens, k)
-    ws = {n: _encode((rng.standard_normal(shape) / math.sqrt(fan)
-                      ).astype(np.float32), dtype)
-          for n, shape, fan in (("w1", (e, f, d), d), ("w2", (e, d, f), f),
-                                ("w3", (e, f, d), d))}
-    swiglu = kind == "swiglu"
-    module = EXPERTS.format(
-        d=d, f=f, e=e, e1=e + 1, k=k, xt=dtype, wt=dtype, kind=kind,
-        w3arg=f", %w3: tensor<{e}x{f}x{d}x{dtype}>" if swiglu else "",
-        up=f" up(%w3 : tensor<{e}x{f}x{d}x{dtype}>)" if swiglu else "")
-    args = [x, experts, ws["w1"][0], ws["w2"][0]]
-    if swiglu:
-        args.append(ws["w3"][0])
+    module, args, ref, order = experts_case(np.random.default_rng(), kind,
+                                            dtype, d, f, e, k, tokens)
     y, rows = run(module, "experts", *args, device=device)
-    ref, order = expert_reference(x64, experts, ws, swiglu, d)
     assert rows.tolist() == order
     assert relative_error(y, ref) <= 1e-5
 
@@ -167,36 +135,10 @@ def test_experts_rows_past_the_segments_are_zero(device):
 @pytest.mark.parametrize("dtype", ["f32", "bf16"])
 @pytest.mark.parametrize("tokens", [0, 1, 70, 129])
 def test_shared_experts_rows(kind, gated, dtype, tokens, device):
-    rng = np.random.default_rng()
-    d, fs = 96, 80
-    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
-                     dtype)
-    w = {n: _encode((rng.standard_normal(shape) / math.sqrt(shape[1])
-                     ).astype(np.float32), dtype)
-         for n, shape in (("s1", (fs, d)), ("s2", (d, fs)), ("s3", (fs, d)),
-                          ("g", (1, d)))}
-    swiglu = kind == "swiglu"
-    args, up, gate = "", "", ""
-    inputs = [x, w["s1"][0], w["s2"][0]]
-    if swiglu:
-        args += f", %s3: tensor<{fs}x{d}x{dtype}>"
-        up = f" up(%s3 : tensor<{fs}x{d}x{dtype}>)"
-        inputs.append(w["s3"][0])
-    if gated:
-        args += f", %g: tensor<1x{d}x{dtype}>"
-        gate = f" gate(%g : tensor<1x{d}x{dtype}>)"
-        inputs.append(w["g"][0])
-    module = SHARED.format(d=d, fs=fs, dt=dtype, args=args, kind=kind, up=up,
-                           gate=gate)
+    module, inputs, ref = shared_experts_case(
+        np.random.default_rng(), kind, gated, dtype, tokens, 96, 80)
     (y,) = run(module, "shared", *inputs, device=device)
-    xt = torch.tensor(x64)
-    s1, s2, s3, g = (torch.tensor(w[n][1]) for n in ("s1", "s2", "s3", "g"))
-    h = (torch.nn.functional.silu(xt @ s1.T) * (xt @ s3.T) if swiglu
-         else torch.nn.functional.gelu(xt @ s1.T))
-    ref = h @ s2.T
-    if gated:
-        ref = ref * torch.sigmoid(xt @ g.T)
-    assert relative_error(y, ref.numpy()) <= 1e-5
+    assert relative_error(y, ref) <= 1e-5
 
 
 @pytest.mark.parametrize("tokens", [1, 16, 130])
@@ -225,26 +167,11 @@ def test_mixtral_block(tokens, device):
 ])
 def test_decode_attention(fmt, shape, device):
     """Every length of check_attention's list (0, 1, the window's edges,
-    the capacity), fresh queries each, against float64 attention over the
-    dequantized cache."""
+    the capacity)."""
     b, h, g, s, d = shape
     t = cache_type(fmt, (b, h, s, d))
-    lib = Compiled(attend_ir(t, g * h), device)
-    rng = np.random.default_rng()
-    k, v = random_kv(rng, b, h, s, d)
-    storage = kv_empty(t)
-    for n in lengths(t):
-        storage = kv_append(storage, t, k[:, :, int(storage[-1]):n],
-                            v[:, :, int(storage[-1]):n])
-        q = rng.standard_normal((b, g * h, d)).astype(np.float32)
-        o = lib.attend(q, *storage)
-        if n == 0:
-            assert not o.any(), "no tokens: the output is zero"
-            continue
-        keys, values = kv_dequantized(storage, t)
-        expected = ref.kv_decode_attention(q, keys, values, None)
-        err = rel_err(o, expected)
-        assert err <= TOL, f"n={n}: rel err {err:.2e}"
+    check_attention(t, g, None, seed=None,
+                    lib=Compiled(attend_ir(t, g * h), device))
 
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")

@@ -619,9 +619,12 @@ def lengths(t):
                    s - 7, s} & set(range(s + 1)))
 
 
-def check_attention(t, g, scale, seed):
+def check_attention(t, g, scale, seed, lib=None):
+    """Decode attention at every length of lengths(t), fresh queries each,
+    against float64 attention over the dequantized cache; `lib` runs
+    attend_ir (by default the module compiled for the host)."""
     b, h, s, d = t.shape
-    lib = compiled(attend_ir(t, g * h, scale))
+    lib = lib or compiled(attend_ir(t, g * h, scale))
     rng = np.random.default_rng(seed)
     k, v = random_kv(rng, b, h, s, d)
     storage = kv_empty(t)

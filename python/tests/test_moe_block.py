@@ -361,6 +361,39 @@ func.func @experts(%x: tensor<?x{d}x{xt}>, %i: tensor<?x{k}xi32>, %w1: tensor<{e
 """
 
 
+def experts_case(rng, kind, dtype, d, f, e, k, tokens):
+    """A dispatch + moe.experts module (EXPERTS) on random inputs: (module,
+    inputs, each dispatched row through its expert in float64, the tokens
+    of the rows in dispatch order)."""
+    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
+                     dtype)
+    experts = np.array([rng.permutation(e)[:k] for _ in range(tokens)],
+                       np.int32).reshape(tokens, k)
+    ws = {n: _encode((rng.standard_normal(shape) / math.sqrt(fan)
+                      ).astype(np.float32), dtype)
+          for n, shape, fan in (("w1", (e, f, d), d), ("w2", (e, d, f), f),
+                                ("w3", (e, f, d), d))}
+    swiglu = kind == "swiglu"
+    module = EXPERTS.format(
+        d=d, f=f, e=e, e1=e + 1, k=k, xt=dtype, wt=dtype, kind=kind,
+        w3arg=f", %w3: tensor<{e}x{f}x{d}x{dtype}>" if swiglu else "",
+        up=f" up(%w3 : tensor<{e}x{f}x{d}x{dtype}>)" if swiglu else "")
+    inputs = [x, experts, ws["w1"][0], ws["w2"][0]]
+    if swiglu:
+        inputs.append(ws["w3"][0])
+    w1, w2, w3 = (torch.tensor(ws[n][1]) for n in ("w1", "w2", "w3"))
+    xs = torch.tensor(x64)
+    order = sorted((int(experts[t, s]), t) for t in range(tokens)
+                   for s in range(k))
+    ref = np.zeros((tokens * k, d))
+    for r, (ex, t) in enumerate(order):
+        g = xs[t] @ w1[ex].T
+        h = (torch.nn.functional.silu(g) * (xs[t] @ w3[ex].T) if swiglu
+             else torch.nn.functional.gelu(g))
+        ref[r] = (h @ w2[ex].T).numpy()
+    return module, inputs, ref, [t for _, t in order]
+
+
 def _encode(a, dtype):
     """float32 `a` as moka's input for `dtype`, and its exact float64 value."""
     if dtype == "f32":
@@ -385,37 +418,10 @@ def test_experts_rows(kind, dtype, d, f, e, k, tokens):
     MLP in float64, for both the in-place kernels (up to 128 rows per
     expert) and the products on transposed stacks beyond, with f32, f16 and
     bf16 activations and weights."""
-    rng = np.random.default_rng()
-    x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
-                     dtype)
-    experts = np.stack([rng.permutation(e)[:k] for _ in range(tokens)]
-                       ).astype(np.int32)
-    ws = {}
-    for name, shape, fan in (("w1", (e, f, d), d), ("w2", (e, d, f), f),
-                             ("w3", (e, f, d), d)):
-        ws[name] = _encode(
-            (rng.standard_normal(shape) / math.sqrt(fan)).astype(np.float32),
-            dtype)
-    swiglu = kind == "swiglu"
-    module = EXPERTS.format(
-        d=d, f=f, e=e, e1=e + 1, k=k, xt=dtype, wt=dtype, kind=kind,
-        w3arg=f", %w3: tensor<{e}x{f}x{d}x{dtype}>" if swiglu else "",
-        up=f" up(%w3 : tensor<{e}x{f}x{d}x{dtype}>)" if swiglu else "")
-    args = [x, experts, ws["w1"][0], ws["w2"][0]]
-    if swiglu:
-        args.append(ws["w3"][0])
+    module, args, ref, order = experts_case(np.random.default_rng(), kind,
+                                            dtype, d, f, e, k, tokens)
     y, rows = moka.run(module, "experts", *args)
-    w1, w2, w3 = (torch.tensor(ws[n][1]) for n in ("w1", "w2", "w3"))
-    xs = torch.tensor(x64)
-    ref = np.zeros((tokens * k, d))
-    order = sorted(((int(experts[t, s]), t) for t in range(tokens)
-                    for s in range(k)))
-    assert rows.tolist() == [t for _, t in order]
-    for r, (ex, t) in enumerate(order):
-        g = xs[t] @ w1[ex].T
-        h = (torch.nn.functional.silu(g) * (xs[t] @ w3[ex].T) if swiglu
-             else torch.nn.functional.gelu(g))
-        ref[r] = (h @ w2[ex].T).numpy()
+    assert rows.tolist() == order
     assert relative_error(y, ref) <= 1e-5
 
 
@@ -427,16 +433,10 @@ func.func @shared(%x: tensor<?x{d}x{dt}>, %s1: tensor<{fs}x{d}x{dt}>, %s2: tenso
 """
 
 
-@pytest.mark.parametrize("kind,gated", [("swiglu", False), ("swiglu", True),
-                                        ("gelu", False)])
-@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
-@pytest.mark.parametrize("tokens", [1, 5, 128, 140])
-def test_shared_experts_rows(kind, gated, dtype, tokens):
-    """moe.shared_experts on every token against float64: up to 128 tokens
-    through the in-place kernels, beyond through transposed weights; the
-    Qwen2-MoE gate sigmoid(x g^T) scales the output when given."""
-    rng = np.random.default_rng()
-    d, fs = 32, 48
+def shared_experts_case(rng, kind, gated, dtype, tokens, d, fs):
+    """A moe.shared_experts module on random inputs: (module, inputs, its
+    float64 result); the Qwen2-MoE gate sigmoid(x g^T) scales the output
+    when `gated`."""
     x, x64 = _encode(rng.standard_normal((tokens, d)).astype(np.float32),
                      dtype)
     w = {n: _encode((rng.standard_normal(shape) / math.sqrt(shape[1])
@@ -454,8 +454,8 @@ def test_shared_experts_rows(kind, gated, dtype, tokens):
         args += f", %g: tensor<1x{d}x{dtype}>"
         gate = f" gate(%g : tensor<1x{d}x{dtype}>)"
         inputs.append(w["g"][0])
-    (y,) = moka.run(SHARED.format(d=d, fs=fs, dt=dtype, args=args, kind=kind,
-                                  up=up, gate=gate), "shared", *inputs)
+    module = SHARED.format(d=d, fs=fs, dt=dtype, args=args, kind=kind, up=up,
+                           gate=gate)
     xt = torch.tensor(x64)
     s1, s2, s3, g = (torch.tensor(w[n][1]) for n in ("s1", "s2", "s3", "g"))
     h = (torch.nn.functional.silu(xt @ s1.T) * (xt @ s3.T) if swiglu
@@ -463,7 +463,20 @@ def test_shared_experts_rows(kind, gated, dtype, tokens):
     ref = h @ s2.T
     if gated:
         ref = ref * torch.sigmoid(xt @ g.T)
-    assert relative_error(y, ref.numpy()) <= 1e-5
+    return module, inputs, ref.numpy()
+
+
+@pytest.mark.parametrize("kind,gated", [("swiglu", False), ("swiglu", True),
+                                        ("gelu", False)])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
+@pytest.mark.parametrize("tokens", [1, 5, 128, 140])
+def test_shared_experts_rows(kind, gated, dtype, tokens):
+    """moe.shared_experts on every token against float64: up to 128 tokens
+    through the in-place kernels, beyond through transposed weights."""
+    module, inputs, ref = shared_experts_case(
+        np.random.default_rng(), kind, gated, dtype, tokens, 32, 48)
+    (y,) = moka.run(module, "shared", *inputs)
+    assert relative_error(y, ref) <= 1e-5
 
 
 def test_experts_rows_past_the_segments_are_zero():
