@@ -22,6 +22,35 @@ if "avx512f" in open("/proc/cpuinfo").read():
 import numpy as np  # noqa: E402
 
 
+# Larger than the last-level cache of the machines these run on (on the
+# project's EPYC VMs, reads of 64-96 MB still run at 1.5-2x the memory's
+# bandwidth: they hit the cache). Bandwidths are measured on buffers this
+# large, and inputs smaller than this are rotated (see `rotation`).
+CACHE_BYTES = 512 << 20
+
+
+def rotation(nbytes, budget=None):
+    """How many copies of inputs of `nbytes` to rotate through so that a
+    call never finds its inputs in the caches: enough to cover CACHE_BYTES
+    (1 for inputs that large), fewer if `budget` bytes cannot hold them."""
+    copies = max(1, -(-CACHE_BYTES // max(nbytes, 1)))
+    if budget is not None:
+        copies = max(1, min(copies, int(budget // max(nbytes, 1))))
+    return copies
+
+
+def rotating(fn, copies):
+    """A callable that calls `fn(i)` with i = 0, 1, ..., copies - 1, 0, ...
+    in turn."""
+    state = {"i": 0}
+
+    def call():
+        i = state["i"]
+        state["i"] = (i + 1) % copies
+        return fn(i)
+    return call
+
+
 def median_ms(fn, runs):
     """Median wall time of `fn()` over `runs` calls, after one warm-up."""
     fn()
@@ -43,14 +72,28 @@ def interleaved(contenders, rounds):
     return times
 
 
-def copy_bandwidth():
-    """Bytes read plus written per second by PyTorch's `copy_` of 32 MB
-    (the best of three medians of five copies)."""
+def copy_timer(runs=3):
+    """A contender for `interleaved`: the median time of PyTorch's `copy_` of
+    CACHE_BYTES, from memory to memory. With it in the rounds, each round
+    has its own floor, and `floor_ratio` cancels the bandwidth's drift."""
     import torch
-    big = torch.randn(8 << 20)
-    dst = torch.empty_like(big)
-    copy_ms = min(median_ms(lambda: dst.copy_(big), 5) for _ in range(3))
-    return 2 * big.numel() * 4 / (copy_ms * 1e-3)
+    src = torch.randn(CACHE_BYTES // 4)
+    dst = torch.empty_like(src)
+    return lambda: median_ms(lambda: dst.copy_(src), runs)
+
+
+def round_bandwidths(times):
+    """Bytes read plus written per second in each round of a `copy_timer`
+    contender named "copy"."""
+    return [2 * CACHE_BYTES / (ms * 1e-3) for ms in times["copy"]]
+
+
+def floor_ratio(times, name, floor_bytes):
+    """Median over rounds of `name`'s time over the round's floor: moving
+    `floor_bytes` at the round's copy bandwidth."""
+    return float(np.median([
+        ms / (floor_bytes / bw * 1e3)
+        for ms, bw in zip(times[name], round_bandwidths(times))]))
 
 
 def ratio(times, a, b):

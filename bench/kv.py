@@ -17,7 +17,11 @@ over the unquantized f32 cache (what one would otherwise run), and
 
 Floor: the bytes of the cache storage valid at n = S (codes, scales, minima,
 window, or the float keys and values), plus q and o, read/written once at
-the copy bandwidth measured in this run.
+the copy bandwidth measured in each round on buffers larger than the caches
+(the bandwidth drifts within a run: x floor is the median over rounds).
+Caches smaller than that are rotated: each contender cycles through copies
+of its cache that together exceed the CPU caches, so that every call reads
+its cache from memory, as in a model whose layers each have their own.
 
 Memory: the f32 keys and values of the largest case (B=8, S=32768, H_kv=32)
 take 8.6 GB, and PyTorch's repeat_kv copies g times that of the GQA cache; a
@@ -28,8 +32,8 @@ contender that would not fit in the memory available (MemAvailable x
         [--batch 1,8] [--formats f32,i8,i4] [--kv-heads 32,8]
 """
 
-from common import (copy_bandwidth, interleaved, median_ms,  # first: BLAS
-                    ratio)
+from common import (copy_timer, floor_ratio, interleaved,  # first: BLAS
+                    median_ms, ratio, rotating, rotation, round_bandwidths)
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -131,17 +135,16 @@ def main():
     formats = args.formats.split(",")
     rng = np.random.default_rng()
 
-    bandwidth = copy_bandwidth()
+    copy = copy_timer()
     budget = mem_available() * args.mem_fraction
 
     print(f"decode attention H_q={hq} D={d}, f32 queries, "
           f"{torch.get_num_threads()} threads; {args.rounds} interleaved "
-          f"rounds of {args.runs} runs; copy bandwidth "
-          f"{bandwidth / 1e9:.1f} GB/s; memory budget {budget / 1e9:.1f} GB "
+          f"rounds of {args.runs} runs; memory budget {budget / 1e9:.1f} GB "
           f"({args.mem_fraction:.0%} of available)")
     print(f"{'fmt':>4}{'B':>3}{'Hq/Hkv':>8}{'S':>7}{'moka ms':>10}"
-          f"{'torch ms':>10}{'torch-dq':>10}{'floor ms':>10}{'x floor':>9}"
-          f"{'vs torch':>10}{'rel err':>10}")
+          f"{'torch ms':>10}{'torch-dq':>10}{'GB/s':>6}{'floor ms':>10}"
+          f"{'x floor':>9}{'vs torch':>10}{'rel err':>10}")
     notes = []
     libs = {}
     for hkv in [int(x) for x in args.kv_heads.split(",")]:
@@ -181,13 +184,26 @@ def main():
                     lib = libs[ir]
                     out = {}
 
-                    def run_moka():
-                        out["o"] = lib.attend(q, *storage)
-                    contenders = {"moka": lambda: median_ms(run_moka,
-                                                            args.runs)}
+                    # Copies to rotate through, so that no call finds its
+                    # cache in the CPU caches; moka's and PyTorch's share
+                    # the memory left.
+                    spare = max(0, budget - base - extra - torch_extra) / 2
+                    sbytes = sum(np.asarray(a).nbytes for a in storage)
+                    storages = [storage] + [
+                        [np.copy(a) for a in storage]
+                        for _ in range(rotation(sbytes, sbytes + spare) - 1)]
+                    kvs = [(tk, tv)] + [
+                        (tk.clone(), tv.clone())
+                        for _ in range(rotation(base, base + spare) - 1)]
+
+                    def run_moka(i):
+                        out["o"] = lib.attend(q, *storages[i])
+                    contenders = {"moka": lambda: median_ms(
+                        rotating(run_moka, len(storages)), args.runs)}
                     if base + extra + torch_extra <= budget:
                         contenders["torch"] = lambda: median_ms(
-                            lambda: torch_attention(tq, tk, tv), args.runs)
+                            rotating(lambda i: torch_attention(tq, *kvs[i]),
+                                     len(kvs)), args.runs)
                     else:
                         notes.append(f"{row.strip()}: PyTorch skipped "
                                      "(repeat_kv copies "
@@ -203,10 +219,12 @@ def main():
                                 1)
                         else:
                             notes.append(f"{row.strip()}: torch-dq skipped")
+                    contenders["copy"] = copy
                     times = interleaved(contenders, args.rounds)
                     expected = kv_attention(q, storage, t)
                     err = relative_error(out["o"], expected)
                     floor_bytes = t.storage_bytes(s) + 2 * q.nbytes
+                    bandwidth = float(np.median(round_bandwidths(times)))
                     floor = floor_bytes / bandwidth * 1e3
                     best = min(times["moka"])
 
@@ -216,15 +234,19 @@ def main():
                     speedup = (f"{ratio(times, 'torch', 'moka'):9.1f}x"
                                if "torch" in times else f"{'-':>10}")
                     print(f"{row}{best:10.2f}{col('torch')}{col('dq')}"
-                          f"{floor:10.2f}{best / floor:9.2f}{speedup}"
+                          f"{bandwidth / 1e9:6.1f}{floor:10.2f}"
+                          f"{floor_ratio(times, 'moka', floor_bytes):9.2f}"
+                          f"{speedup}"
                           f"{err:10.1e}", flush=True)
-                    storage = out = ts = None
+                    storage = storages = kvs = out = ts = None
                     gc.collect()
                 k = v = tk = tv = None
                 gc.collect()
     print("torch: PyTorch eager f32 attention over the unquantized cache; "
           "torch-dq: PyTorch dequantizing the quantized storage, then "
-          "attending; vs torch: median over rounds of torch / moka; rel err: "
+          "attending; GB/s: copy bandwidth (median over rounds); x floor: "
+          "median over rounds of moka / the round's floor; vs torch: median "
+          "over rounds of torch / moka; rel err: "
           "moka vs float64 attention over the dequantized cache "
           "(||o - ref|| / ||ref||).")
     for note in notes:

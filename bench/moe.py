@@ -15,19 +15,23 @@ eager, side by side in interleaved rounds, at T in {1, 16, 256, 2048}:
             them with 0, which differs only when a bias makes a key
             negative).
 
-Floors: for T <= 16, the bytes of the weights that must be read once (the
-distinct experts the tokens select, the shared expert and the router) at
-the measured copy bandwidth; for larger T, the larger of that and the active
-FLOPs at the best BLAS throughput measured here (a [2048, d] x [d, f]
-product). rel err: moka against a float64 evaluation of the same block
+Both contenders run in this process and rotate through copies of the
+weights that together exceed the CPU caches, so that every call reads its
+weights from memory, as in a model whose layers each have their own.
+Floors, per round (the machine's speed drifts within a run; x floor is
+the median over rounds): for T <= 16, the bytes of the weights that must
+be read once (the distinct experts the tokens select, the shared expert
+and the router) at the round's copy bandwidth, measured on buffers larger
+than the caches; for larger T, the larger of that and the active FLOPs at
+the round's BLAS throughput (a [2048, d] x [d, f] product). rel err: moka against a float64 evaluation of the same block
 (moka.reference.moe_layer).
 
     PYTHONPATH=python /usr/bin/python3 bench/moe.py [--cases mixtral,fine,deepseek]
         [--tokens 1,16,256,2048]
 """
 
-from common import (copy_bandwidth, interleaved, median_ms,  # first: BLAS
-                    ratio)
+from common import (copy_timer, interleaved, median_ms,  # first: BLAS
+                    ratio, rotating, rotation, round_bandwidths)
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -98,7 +102,7 @@ def torch_deepseek(x, gate, w1, w2, w3, k, bias, s1, s2, s3, n_group,
     return torch_experts(x, weights, experts, w1, w2, w3, shared)
 
 
-def bench_case(name, cfg, tokens, args, bandwidth, rng):
+def bench_case(name, cfg, tokens, args, copy, rng):
     e, k, d, f = cfg["e"], cfg["k"], cfg["d"], cfg["f"]
     deepseek = "fs" in cfg
     gate = (rng.standard_normal((e, d)) / np.sqrt(d)).astype(np.float32)
@@ -132,57 +136,69 @@ def bench_case(name, cfg, tokens, args, bandwidth, rng):
         shared_bytes = 3 * d * fs * 4
     module = MODULE.format(d=d, e=e, f=f, extra_args=extra_args, extra=extra,
                            attrs=attrs)
-    tin = [torch.from_numpy(a) for a in inputs]
+    # Copies of the weights to rotate through, so that no call finds its
+    # weights in the CPU caches; both contenders use the same copies.
+    weight_sets = [inputs] + [[np.copy(a) for a in inputs] for _ in range(
+        rotation(sum(a.nbytes for a in inputs)) - 1)]
+    torch_sets = [[torch.from_numpy(a) for a in ws] for ws in weight_sets]
+    tin = torch_sets[0]
+    lib = moka.compile(module)
     expert_bytes = 3 * d * f * 4
     big = torch.randn(2048, d)
     big_product = lambda: F.linear(big, tin[1][0])  # noqa: E731
 
     print(f"\n{name}: E={e} k={k} d={d} ffn={f}"
           + (f", shared ffn={cfg['fs']}" if deepseek else ""))
-    print(f"{'T':>6}{'moka ms':>10}{'eager ms':>10}{'floor ms':>10}"
+    print(f"{'T':>6}{'moka ms':>10}{'eager ms':>10}{'GB/s':>6}{'floor ms':>10}"
           f"{'x floor':>9}{'vs eager':>10}{'rel err':>10}")
     for t in tokens:
         x = rng.standard_normal((t, d)).astype(np.float32)
         tx = torch.from_numpy(x)
         out = {}
 
-        def run_moka():
-            (out["y"],), ms = moka.run(module, "moe", x, *inputs,
-                                       benchmark=args.runs)
-            return ms
+        def run_moka(i):
+            out["y"] = lib.moe(x, *weight_sets[i])
 
-        if deepseek:
-            eager = lambda: torch_deepseek(  # noqa: E731
-                tx, *tin[:4], k, *tin[4:], cfg["n_group"],
-                cfg["topk_group"], cfg["scale"])
-        else:
-            eager = lambda: torch_mixtral(  # noqa: E731
-                tx, *tin[:4], k, cfg["normalize"])
+        def eager(i):
+            w = torch_sets[i]
+            if deepseek:
+                return torch_deepseek(tx, *w[:4], k, *w[4:], cfg["n_group"],
+                                      cfg["topk_group"], cfg["scale"])
+            return torch_mixtral(tx, *w[:4], k, cfg["normalize"])
+        n = len(weight_sets)
         contenders = {
-            "moka": run_moka,
-            "eager": lambda: median_ms(eager, args.runs),
+            "moka": lambda: median_ms(rotating(run_moka, n), args.runs),
+            "eager": lambda: median_ms(rotating(eager, n), args.runs),
         }
         if t > 16:
             contenders["blas"] = lambda: median_ms(big_product, args.runs)
+        contenders["copy"] = copy
         times = interleaved(contenders, args.rounds)
         # Small batches: the weights read once. Large ones: the active FLOPs
         # at the best BLAS throughput.
         logits = x.astype(np.float64) @ gate.T.astype(np.float64)
         active = len(np.unique(moe_route(logits, k, **route)[1]))
-        bytes_floor = (active * expert_bytes + shared_bytes + gate.nbytes
-                       ) / bandwidth * 1e3
-        floor = bytes_floor
-        if t > 16:
-            flop_rate = 2.0 * 2048 * d * f / (min(times["blas"]) * 1e-3)
-            flops = 2.0 * t * (k * 3 * d * f + (shared_bytes // 4))
-            floor = max(bytes_floor, flops / flop_rate * 1e3)
+        floor_bytes = active * expert_bytes + shared_bytes + gate.nbytes
+        flops = 2.0 * t * (k * 3 * d * f + (shared_bytes // 4))
+        # Each round's floor: its copy bandwidth and, for t > 16, its BLAS
+        # throughput.
+        floors = []
+        for r, bw in enumerate(round_bandwidths(times)):
+            fl = floor_bytes / bw * 1e3
+            if t > 16:
+                rate = 2.0 * 2048 * d * f / (times["blas"][r] * 1e-3)
+                fl = max(fl, flops / rate * 1e3)
+            floors.append(fl)
+        floor = float(np.median(floors))
+        x_floor = float(np.median(np.array(times["moka"]) / floors))
         shared = (inputs[5], inputs[6], inputs[7]) if deepseek else None
         ref = moe_layer(x, gate, w1, w2, w3, k, shared=shared, **route)
         err = relative_error(out["y"], ref)
         best = min(times["moka"])
-        print(f"{t:>6}{best:10.2f}{min(times['eager']):10.2f}{floor:10.2f}"
-              f"{best / floor:9.2f}{ratio(times, 'eager', 'moka'):9.1f}x"
-              f"{err:10.1e}")
+        bw = float(np.median(round_bandwidths(times)))
+        print(f"{t:>6}{best:10.2f}{min(times['eager']):10.2f}{bw / 1e9:6.1f}"
+              f"{floor:10.2f}{x_floor:9.2f}"
+              f"{ratio(times, 'eager', 'moka'):9.1f}x{err:10.1e}")
 
 
 def main():
@@ -195,15 +211,16 @@ def main():
     torch.set_num_threads(os.cpu_count() or 2)
     rng = np.random.default_rng()
 
-    bandwidth = copy_bandwidth()
+    copy = copy_timer()
     print(f"MoE blocks, SwiGLU experts, f32, {torch.get_num_threads()} "
-          f"threads; {args.rounds} interleaved rounds; copy bandwidth "
-          f"{bandwidth / 1e9:.1f} GB/s")
+          f"threads; {args.rounds} interleaved rounds. GB/s: copy bandwidth "
+          "(median over rounds); x floor: median over rounds of moka / the "
+          "round's floor; vs eager: median over rounds of eager / moka")
     tokens = [int(v) for v in args.tokens.split(",")]
     for name in args.cases.split(","):
         if name not in CASES:
             p.error(f"unknown case {name!r} (choose from {', '.join(CASES)})")
-        bench_case(name, CASES[name], tokens, args, bandwidth, rng)
+        bench_case(name, CASES[name], tokens, args, copy, rng)
 
 
 if __name__ == "__main__":
