@@ -27,9 +27,9 @@ from moka.reference import prefill_attention
 from test_kv import (LATENT, TOL, attend_ir, cache_type, check_attention,
                      latent_attend_ir, latent_data, rel_err)
 from test_kv_prefill import ir as prefill_ir
-from test_moe_block import (EXPERTS, LAYER, _encode, block, deepseek_v3_moe,
-                            experts_case, mixtral_block, random_block,
-                            shared_experts_case)
+from test_moe_block import (EXPERTS, _encode, block,
+                            deepseek_layer_case, experts_case, mixtral_block,
+                            random_block, shared_experts_case)
 
 
 def gpu_form(module):
@@ -310,24 +310,7 @@ def test_deepseek_v3_layer(device):
     """The DeepSeek-V3-style composite layer (sigmoid scoring with a bias,
     group-limited selection, scale 2.5, a shared expert) with its products
     as GPU kernels, against a float64 reimplementation."""
-    rng = np.random.default_rng()
-    d, e, f, fs, k, t = 48, 16, 40, 56, 4, 70
-    x, wg, w1, w2, w3 = random_block(rng, t, d, e, f)
-    bias = (rng.standard_normal(e) * 0.1).astype(np.float32)
-    s1 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
-    s3 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
-    s2 = (rng.standard_normal((d, fs)) / math.sqrt(fs)).astype(np.float32)
-    extra_args = (f", %b: tensor<{e}xf32>, %s1: tensor<{fs}x{d}xf32>, "
-                  f"%s2: tensor<{d}x{fs}xf32>, %s3: tensor<{fs}x{d}xf32>")
-    extra = (f" bias(%b : tensor<{e}xf32>) shared(%s1, %s2 : "
-             f"tensor<{fs}x{d}xf32>, tensor<{d}x{fs}xf32>) shared_up(%s3 : "
-             f"tensor<{fs}x{d}xf32>)")
-    attrs = (f"k = {k} : i64, scoring = #moe<scoring sigmoid>, n_group = 4 : "
-             "i64, topk_group = 2 : i64, group_score = #moe<group_score "
-             "top2_sum>, normalize = true, routed_scaling_factor = 2.5 : f64")
-    module = LAYER.format(d=d, e=e, f=f, extra_args=extra_args, extra=extra,
-                          attrs=attrs)
-    (out,) = run(module, "layer", x, np.ascontiguousarray(wg.T), w1, w2, w3,
-                 bias, s1, s2, s3, device=device)
-    expected, _ = deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3, k, 4, 2)
+    module, inputs, expected = deepseek_layer_case(
+        np.random.default_rng(), d=48, e=16, f=40, fs=56, k=4, t=70)
+    (out,) = run(module, "layer", *inputs, device=device)
     assert relative_error(out, expected) <= 1e-5

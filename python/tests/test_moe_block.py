@@ -289,9 +289,11 @@ def test_mixtral_layer_op():
     assert relative_error(out, ref) <= 1e-5
 
 
-def test_deepseek_v3_layer_op():
-    rng = np.random.default_rng()
-    d, e, f, fs, k, t = 32, 16, 24, 40, 4, 29
+def deepseek_layer_case(rng, d, e, f, fs, k, t):
+    """A DeepSeek-V3-style moe.layer (sigmoid scoring with a bias, 4 groups
+    of which 2 by top-2 sums, renormalized, scale 2.5, a shared SwiGLU
+    expert of width fs) on fresh random inputs: (module text, its
+    arguments, the float64 reference output)."""
     x, wg, w1, w2, w3 = random_block(rng, t, d, e, f)
     bias = (rng.standard_normal(e) * 0.1).astype(np.float32)
     s1 = (rng.standard_normal((fs, d)) / math.sqrt(d)).astype(np.float32)
@@ -307,9 +309,15 @@ def test_deepseek_v3_layer_op():
              "top2_sum>, normalize = true, routed_scaling_factor = 2.5 : f64")
     text = LAYER.format(d=d, e=e, f=f, extra_args=extra_args, extra=extra,
                         attrs=attrs)
-    (out,) = moka.run(text, "layer", x, np.ascontiguousarray(wg.T), w1, w2,
-                      w3, bias, s1, s2, s3)
+    inputs = (x, np.ascontiguousarray(wg.T), w1, w2, w3, bias, s1, s2, s3)
     ref, _ = deepseek_v3_moe(x, wg, bias, w1, w2, w3, s1, s2, s3, k, 4, 2)
+    return text, inputs, ref
+
+
+def test_deepseek_v3_layer_op():
+    text, inputs, ref = deepseek_layer_case(np.random.default_rng(), d=32,
+                                            e=16, f=24, fs=40, k=4, t=29)
+    (out,) = moka.run(text, "layer", *inputs)
     assert relative_error(out, ref) <= 1e-5
 
 
